@@ -1,0 +1,286 @@
+package retry
+
+import (
+	"context"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Defaults used for the zero values of Policy fields.
+const (
+	DefaultMaxAttempts = 3
+	DefaultBaseDelay   = 100 * time.Millisecond
+	DefaultMaxDelay    = 5 * time.Second
+	DefaultMultiplier  = 2.0
+	DefaultJitter      = 0.2
+)
+
+// Policy is a retry loop: up to MaxAttempts attempts of an operation, with a
+// wait between them that grows from BaseDelay by Multiplier up to MaxDelay,
+// randomised by ±Jitter and never above MaxDelay.
+//
+// The zero Policy is usable: every field documents its zero-value default.
+// Most callers want [Policy.Do]; transports that keep one budget per
+// destination want [Policy.DoWithBudget]. [NewPolicy] fills in the defaults
+// and sets options such as the clock.
+//
+// A Policy is safe for concurrent use as long as its fields are not changed
+// while calls are running.
+type Policy struct {
+	// MaxAttempts is the most attempts made, counting the first.
+	// Zero or negative means DefaultMaxAttempts (3); 1 means never retry.
+	MaxAttempts int
+	// BaseDelay is the wait before the first retry, before jitter.
+	// Zero or negative means DefaultBaseDelay (100ms).
+	BaseDelay time.Duration
+	// MaxDelay caps every backoff wait, after jitter.
+	// Zero or negative means DefaultMaxDelay (5s); if it is below BaseDelay,
+	// BaseDelay is used.
+	MaxDelay time.Duration
+	// Multiplier is the growth of the wait from one retry to the next.
+	// Zero means DefaultMultiplier (2); values below 1 mean 1 (constant wait).
+	Multiplier float64
+	// Jitter is the randomisation factor: each wait is drawn from
+	// [w*(1-Jitter), w*(1+Jitter)] and then capped at MaxDelay.
+	// Zero means DefaultJitter (0.2); negative means no jitter; above 1 means 1.
+	Jitter float64
+	// AttemptTimeout bounds each attempt; an attempt that runs out of it is
+	// retryable, while the caller's own deadline still ends the whole call.
+	// Zero or negative means no per-attempt timeout (the attempt gets the
+	// caller's context). A positive value costs the allocations of one
+	// context.WithTimeout per attempt, and is measured by the real clock (the
+	// context package's), not by the clock set with WithClock.
+	AttemptTimeout time.Duration
+	// MaxPushback caps the server pushback given with [Pushback].
+	// Zero means the effective MaxDelay; negative means pushback delays are
+	// ignored (a negative pushback, "do not retry", is still honoured).
+	MaxPushback time.Duration
+	// Budget, if not nil, is deposited into once per call and must grant
+	// each retry. Nil means no budget. DoWithBudget overrides it per call.
+	Budget *Budget
+	// OnRetry, if not nil, is called before each wait with what failed and
+	// how long the wait is. It runs on the caller's goroutine, under no lock,
+	// and should return quickly.
+	OnRetry func(Event)
+
+	clock Clock
+}
+
+// Attempt describes the attempt an operation is running.
+type Attempt struct {
+	// Number is the attempt number, 1 for the first.
+	Number int
+	// Waited is the backoff slept before this attempt (0 for the first).
+	Waited time.Duration
+}
+
+// Event describes a retry about to happen; see Policy.OnRetry.
+type Event struct {
+	// Attempt is the number of the attempt that failed (1 for the first).
+	Attempt int
+	// Err is its error, without a Permanent or Pushback wrapper.
+	Err error
+	// Delay is the wait before the next attempt.
+	Delay time.Duration
+	// Pushback is the server pushback after the MaxPushback cap, or 0.
+	Pushback time.Duration
+}
+
+// NewPolicy returns a copy of p with its zero fields set to their defaults
+// and the options applied (see [WithClock]).
+func NewPolicy(p Policy, opts ...Option) *Policy {
+	s := p.settings()
+	p.MaxAttempts = s.maxAttempts
+	p.BaseDelay = s.base
+	p.MaxDelay = s.max
+	p.Multiplier = s.mult
+	if p.Jitter >= 0 {
+		p.Jitter = s.jitter
+	}
+	if p.MaxPushback == 0 {
+		p.MaxPushback = s.maxPushback
+	}
+	if o := applyOptions(opts); o.clock != nil {
+		p.clock = o.clock
+	}
+	return &p
+}
+
+// settings are the effective values of a Policy's fields.
+type settings struct {
+	maxAttempts    int
+	base, max      time.Duration
+	mult, jitter   float64
+	attemptTimeout time.Duration
+	maxPushback    time.Duration // < 0: ignore pushback delays
+	clock          Clock
+}
+
+func (p *Policy) settings() settings {
+	s := settings{
+		maxAttempts:    p.MaxAttempts,
+		base:           p.BaseDelay,
+		max:            p.MaxDelay,
+		mult:           p.Multiplier,
+		jitter:         p.Jitter,
+		attemptTimeout: p.AttemptTimeout,
+		maxPushback:    p.MaxPushback,
+		clock:          p.clock,
+	}
+	if s.maxAttempts <= 0 {
+		s.maxAttempts = DefaultMaxAttempts
+	}
+	if s.base <= 0 {
+		s.base = DefaultBaseDelay
+	}
+	if s.max <= 0 {
+		s.max = DefaultMaxDelay
+	}
+	if s.max < s.base {
+		s.max = s.base
+	}
+	switch {
+	case s.mult == 0:
+		s.mult = DefaultMultiplier
+	case s.mult < 1 || s.mult != s.mult: // NaN too
+		s.mult = 1
+	}
+	switch {
+	case s.jitter == 0:
+		s.jitter = DefaultJitter
+	case s.jitter < 0 || s.jitter != s.jitter:
+		s.jitter = 0
+	case s.jitter > 1:
+		s.jitter = 1
+	}
+	if s.maxPushback == 0 {
+		s.maxPushback = s.max
+	}
+	if s.clock == nil {
+		s.clock = systemClock{}
+	}
+	return s
+}
+
+// Do calls op until it succeeds, returns an error that must not be retried,
+// or the policy gives up; it uses p.Budget. See [Policy.DoWithBudget].
+func (p *Policy) Do(ctx context.Context, op func(ctx context.Context, a Attempt) error) error {
+	return p.do(ctx, p.Budget, op)
+}
+
+// DoWithBudget is Do with the retry budget b for this call (for example the
+// destination's, from [Budgets.Get]); a nil b means p.Budget.
+//
+// op receives the attempt context: ctx itself, or a child of ctx with
+// AttemptTimeout. op must not keep either argument after it returns.
+//
+// Do returns nil on success; the error itself (without its Permanent
+// wrapper) when it is not retryable; ctx.Err() if ctx is done before the
+// first attempt; otherwise an [*ExhaustedError] that wraps the last cause
+// and the reason. The budget gets one deposit per call and one withdrawal per
+// retry. The backoff is created on the first failure only, so a call whose
+// first attempt succeeds allocates nothing when AttemptTimeout is zero.
+func (p *Policy) DoWithBudget(ctx context.Context, b *Budget, op func(ctx context.Context, a Attempt) error) error {
+	if b == nil {
+		b = p.Budget
+	}
+	return p.do(ctx, b, op)
+}
+
+func (p *Policy) do(ctx context.Context, b *Budget, op func(context.Context, Attempt) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if b != nil {
+		b.Deposit()
+	}
+	var (
+		s      = p.settings()
+		bo     *backoff.ExponentialBackOff
+		waited time.Duration
+	)
+	for n := 1; ; n++ {
+		err := runAttempt(ctx, s.attemptTimeout, op, Attempt{Number: n, Waited: waited})
+		if err == nil {
+			return nil
+		}
+		last := strip(err)
+		if cerr := ctx.Err(); cerr != nil {
+			return &ExhaustedError{Attempts: n, Last: last, Reason: cerr}
+		}
+		retryable, pushback, hasPB := classify(err)
+		if !retryable {
+			return last
+		}
+		if n >= s.maxAttempts {
+			return &ExhaustedError{Attempts: n, Last: last, Reason: ErrExhausted}
+		}
+		if bo == nil {
+			bo = newBackoff(&s)
+		}
+		d := bo.NextBackOff()
+		if d < 0 || d > s.max { // backoff.Stop cannot happen (no MaxElapsedTime); jitter can overshoot
+			d = s.max
+		}
+		var pb time.Duration
+		if hasPB && s.maxPushback > 0 {
+			pb = min(pushback, s.maxPushback)
+			d = max(d, pb)
+		}
+		if dl, ok := ctx.Deadline(); ok && !s.clock.Now().Add(d).Before(dl) {
+			return &ExhaustedError{Attempts: n, Last: last, Reason: context.DeadlineExceeded, early: true}
+		}
+		if b != nil && !b.Withdraw() {
+			return &ExhaustedError{Attempts: n, Last: last, Reason: ErrBudget}
+		}
+		if p.OnRetry != nil {
+			p.OnRetry(Event{Attempt: n, Err: last, Delay: d, Pushback: pb})
+		}
+		if err := sleep(ctx, s.clock, d); err != nil {
+			return &ExhaustedError{Attempts: n, Last: last, Reason: err}
+		}
+		waited = d
+	}
+}
+
+// runAttempt runs op once, under AttemptTimeout if it is positive.
+func runAttempt(ctx context.Context, timeout time.Duration, op func(context.Context, Attempt) error, a Attempt) error {
+	if timeout <= 0 {
+		return op(ctx, a)
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	err := op(actx, a)
+	cancel()
+	return err
+}
+
+// newBackoff builds the backoff/v4 curve for s, on s's clock.
+func newBackoff(s *settings) *backoff.ExponentialBackOff {
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval:     s.base,
+		RandomizationFactor: s.jitter,
+		Multiplier:          s.mult,
+		MaxInterval:         s.max,
+		MaxElapsedTime:      0, // the caller's deadline bounds the loop
+		Stop:                backoff.Stop,
+		Clock:               s.clock,
+	}
+	bo.Reset()
+	return bo
+}
+
+// sleep waits d on c, or returns ctx.Err() as soon as ctx is done.
+func sleep(ctx context.Context, c Clock, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := c.NewTimer(d)
+	select {
+	case <-t.C():
+		return ctx.Err()
+	case <-ctx.Done():
+		t.Stop()
+		return ctx.Err()
+	}
+}
