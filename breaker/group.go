@@ -1,0 +1,121 @@
+package breaker
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// defaultMaxKeys is the bound of a Group created with maxKeys <= 0.
+const defaultMaxKeys = 1024
+
+// Group holds one [Breaker] per key (typically per node address), created on
+// first use from shared [Settings], and at most maxKeys of them. Create it
+// with [NewGroup]; the zero Group is not usable.
+//
+// [Group.Get] is what callers want. When a new key arrives at a full group,
+// the group forgets one breaker: the least recently used closed one, or the
+// least recently used of all if none is closed (recency is tracked to about
+// a millisecond). A forgotten breaker keeps
+// working for whoever still holds it (its outcomes are recorded and its
+// events delivered as usual); the next Get of its key starts a new, closed
+// breaker.
+//
+// A Group is safe for concurrent use.
+type Group struct {
+	settings Settings
+	max      int
+	epoch    time.Time
+
+	mu sync.RWMutex
+	m  map[string]*groupEntry
+}
+
+type groupEntry struct {
+	b    *Breaker
+	used atomic.Int64 // last Get, in nanoseconds since the group's epoch
+}
+
+// usedGranularity bounds how often Get rewrites an entry's last-use time,
+// so that a hot key does not turn every Get into a shared write.
+const usedGranularity = int64(time.Millisecond)
+
+// NewGroup returns an empty group whose breakers are configured by s, each
+// named by its key (s.Name is ignored), holding at most maxKeys breakers.
+// maxKeys <= 0 means 1024.
+func NewGroup(s Settings, maxKeys int) *Group {
+	if maxKeys <= 0 {
+		maxKeys = defaultMaxKeys
+	}
+	return &Group{
+		settings: s,
+		max:      maxKeys,
+		epoch:    time.Now(),
+		m:        make(map[string]*groupEntry),
+	}
+}
+
+// Get returns the breaker for key, creating it if the group has none. Getting
+// an existing breaker takes a read lock and allocates nothing. Creating one
+// may forget another (see [Group]); that scan is linear in the group's size.
+func (g *Group) Get(key string) *Breaker {
+	now := int64(time.Since(g.epoch))
+	g.mu.RLock()
+	e := g.m[key]
+	g.mu.RUnlock()
+	if e == nil {
+		e = g.create(key, now)
+	}
+	if now-e.used.Load() >= usedGranularity {
+		e.used.Store(now)
+	}
+	return e.b
+}
+
+func (g *Group) create(key string, now int64) *groupEntry {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e := g.m[key]; e != nil {
+		return e
+	}
+	if len(g.m) >= g.max {
+		g.evictLocked()
+	}
+	s := g.settings
+	s.Name = key
+	e := &groupEntry{b: New(s)}
+	e.used.Store(now)
+	g.m[key] = e
+	return e
+}
+
+// evictLocked forgets the least recently used closed breaker, or the least
+// recently used of all when none is closed. g.mu must be held.
+func (g *Group) evictLocked() {
+	var (
+		victim     string
+		victimUsed int64
+		closed     bool
+		found      bool
+	)
+	for k, e := range g.m {
+		used := e.used.Load()
+		isClosed := State(e.b.state.Load()) == StateClosed
+		switch {
+		case !found,
+			isClosed && !closed,
+			isClosed == closed && used < victimUsed:
+			victim, victimUsed, closed, found = k, used, isClosed, true
+		}
+	}
+	if found {
+		delete(g.m, victim)
+	}
+}
+
+// Len returns the number of breakers the group holds.
+func (g *Group) Len() int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return len(g.m)
+}
