@@ -9,16 +9,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: rampart drill [flags] | rampart topology validate FILE|URL | rampart topology lookup KEY")
 		return 2
@@ -27,6 +32,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "drill":
 		fmt.Fprintln(stdout, "rampart drill: not built yet")
 		return 0
+	case "topology":
+		return runTopology(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "rampart: unknown command %q\n", args[0])
 		return 2
