@@ -1,0 +1,134 @@
+package grpcmw_test
+
+import (
+	"context"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/bulkhead"
+	"github.com/rampart-go/rampart/clustertest"
+	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
+	"github.com/rampart-go/rampart/grpcmw"
+	"github.com/rampart-go/rampart/retry"
+	"github.com/rampart-go/rampart/topology"
+)
+
+// benchEcho runs Echo calls on conn from 8×GOMAXPROCS goroutines.
+func benchEcho(b *testing.B, conn *grpc.ClientConn, key string, opts ...grpc.CallOption) {
+	echo := pb.NewEchoClient(conn)
+	ctx := context.Background()
+	req := &pb.EchoRequest{Key: key, Payload: []byte("ping")}
+	if _, err := echo.Echo(ctx, req, opts...); err != nil { // connect
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(8) // enough calls in flight to measure throughput, not latency
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := echo.Echo(ctx, req, opts...); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkLoopback compares a bare ClientConn to one node with the preset
+// chain over the topology resolver and balancer, on the same loopback
+// cluster.
+func BenchmarkLoopback(b *testing.B) {
+	m := loadMap(b)
+	c := clustertest.New(b, m)
+	key := keyFor(b, m, 0)
+	primary := c.Node(m.Partitions[0].Primary)
+
+	b.Run("bare", func(b *testing.B) {
+		conn, err := grpc.NewClient(primary.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		benchEcho(b, conn, key)
+	})
+	b.Run("balancer", func(b *testing.B) {
+		w := runWatcher(b, topology.NewWatcher(topology.Static(m)))
+		r := grpcmw.NewRouter(w, grpcmw.WithPort(c.GRPCPort()))
+		conn, err := grpc.NewClient("topology:///echo", grpc.WithResolvers(r),
+			grpc.WithDefaultServiceConfig(grpcmw.ServiceConfig), grpc.WithDisableRetry(),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		benchEcho(b, conn, key, grpcmw.PartitionKey(key))
+	})
+	b.Run("preset", func(b *testing.B) {
+		w := runWatcher(b, topology.NewWatcher(topology.Static(m)))
+		conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(
+			grpcmw.WithWatcher(w), grpcmw.WithPort(c.GRPCPort())),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		benchEcho(b, conn, key, grpcmw.PartitionKey(key))
+	})
+}
+
+// chainUnary composes interceptors outermost first, as
+// grpc.WithChainUnaryInterceptor does.
+func chainUnary(ics []grpc.UnaryClientInterceptor, final grpc.UnaryInvoker) grpc.UnaryInvoker {
+	inv := final
+	for i := len(ics) - 1; i >= 0; i-- {
+		ic, next := ics[i], inv
+		inv = func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, opts ...grpc.CallOption) error {
+			return ic(ctx, method, req, reply, cc, next, opts...)
+		}
+	}
+	return inv
+}
+
+// BenchmarkInterceptors measures the interceptors alone against an invoker
+// that succeeds at once.
+func BenchmarkInterceptors(b *testing.B) {
+	m := loadMap(b)
+	key := keyFor(b, m, 0)
+	w := runWatcher(b, topology.NewWatcher(topology.Static(m)))
+	bg := breaker.NewGroup(breaker.Settings{}, 0)
+	hg, err := bulkhead.NewGroup(bulkhead.Config{}, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := grpcmw.NewRouter(w, grpcmw.WithPort(7070), grpcmw.WithBreakers(bg))
+	ok := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
+	cases := []struct {
+		name string
+		ics  []grpc.UnaryClientInterceptor
+	}{
+		{"none", nil},
+		{"retry", []grpc.UnaryClientInterceptor{grpcmw.UnaryRetry(retry.NewPolicy(retry.Policy{}))}},
+		{"failover", []grpc.UnaryClientInterceptor{grpcmw.UnaryFailover(r)}},
+		{"breaker", []grpc.UnaryClientInterceptor{grpcmw.UnaryBreaker(bg)}},
+		{"bulkhead", []grpc.UnaryClientInterceptor{grpcmw.UnaryBulkhead(hg)}},
+		{"chain", []grpc.UnaryClientInterceptor{
+			grpcmw.UnaryRetry(retry.NewPolicy(retry.Policy{})), grpcmw.UnaryFailover(r),
+			grpcmw.UnaryBreaker(bg), grpcmw.UnaryBulkhead(hg)}},
+	}
+	opt := grpcmw.PartitionKey(key)
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			inv := chainUnary(tc.ics, ok)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if err := inv(ctx, "/echo/Echo", nil, nil, nil, opt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,197 @@
+package grpcmw
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// PartitionKeyOption is the CallOption made by [PartitionKey].
+type PartitionKeyOption struct {
+	grpc.EmptyCallOption
+	// Key is the partition key; its hash picks the partition.
+	Key string
+}
+
+// PartitionKey routes the call to the partition that owns key's hash. As a
+// dial option (grpc.WithDefaultCallOptions) it sets a default key; a
+// per-call PartitionKey overrides it. Without a key a call is routed as if
+// its key were "".
+//
+// Like every rampart call option it is read by the rampart interceptors,
+// which pass it down in the attempt's context; a ClientConn with the
+// topology balancer but no rampart interceptor routes by the context only
+// (see [ContextWithRoute]).
+func PartitionKey(key string) grpc.CallOption { return PartitionKeyOption{Key: key} }
+
+// Access says which nodes of a partition may serve a call.
+type Access uint8
+
+const (
+	// AccessWrite, the default, sends the call to the partition's primary
+	// only.
+	AccessWrite Access = iota
+	// AccessRead sends the call to the primary first and fails over to the
+	// replicas, in order.
+	AccessRead
+	// AccessWriteAnyNode is a write that the caller allows to fail over to
+	// replicas like a read (for replicated writes that any node accepts).
+	AccessWriteAnyNode
+)
+
+// String returns "write", "read" or "write-any-node".
+func (a Access) String() string {
+	switch a {
+	case AccessRead:
+		return "read"
+	case AccessWriteAnyNode:
+		return "write-any-node"
+	default:
+		return "write"
+	}
+}
+
+// AccessOption is the CallOption made by [Read], [Write] and
+// [WriteAnyNode].
+type AccessOption struct {
+	grpc.EmptyCallOption
+	// Access is the call's access kind.
+	Access Access
+}
+
+// Read marks the call as a read: it may be served by the partition's
+// replicas when the primary cannot serve it.
+func Read() grpc.CallOption { return AccessOption{Access: AccessRead} }
+
+// Write marks the call as a write, served by the partition's primary only.
+// Calls are writes unless marked otherwise, so Write is useful to override a
+// dial-time Read.
+func Write() grpc.CallOption { return AccessOption{Access: AccessWrite} }
+
+// WriteAnyNode marks the call as a write that may fail over to replicas.
+func WriteAnyNode() grpc.CallOption { return AccessOption{Access: AccessWriteAnyNode} }
+
+// MaxAttemptsOption is the CallOption made by [MaxAttempts].
+type MaxAttemptsOption struct {
+	grpc.EmptyCallOption
+	// N is the number of attempts, including the first.
+	N int
+}
+
+// MaxAttempts sets how many attempts the retry interceptor makes for the
+// call, including the first: MaxAttempts(1) disables retries. Values below 1
+// are ignored.
+func MaxAttempts(n int) grpc.CallOption { return MaxAttemptsOption{N: n} }
+
+// Route is how a call is routed over the topology: its partition key and
+// access kind. The interceptors build it from the call's options; use
+// [ContextWithRoute] to route calls made on a ClientConn that has the
+// topology balancer but no rampart interceptors.
+type Route struct {
+	// Key is the partition key.
+	Key string
+	// Access says which nodes may serve the call.
+	Access Access
+}
+
+type routeKey struct{}
+
+// ContextWithRoute returns a copy of ctx that carries r. Call options
+// (PartitionKey, Read, Write) given to a call override the fields they set.
+func ContextWithRoute(ctx context.Context, r Route) context.Context {
+	return context.WithValue(ctx, routeKey{}, r)
+}
+
+// RouteFromContext returns the route ctx carries, if any.
+func RouteFromContext(ctx context.Context) (Route, bool) {
+	r, ok := ctx.Value(routeKey{}).(Route)
+	return r, ok
+}
+
+// callConfig is what the rampart call options of one call say.
+type callConfig struct {
+	route       Route
+	maxAttempts int // 0: the policy's own
+}
+
+// parseCallOptions reads the rampart options of a call, later options
+// winning, on top of the route ctx carries.
+func parseCallOptions(ctx context.Context, opts []grpc.CallOption) callConfig {
+	var c callConfig
+	if r, ok := ctx.Value(routeKey{}).(Route); ok {
+		c.route = r
+	}
+	for _, o := range opts {
+		switch o := o.(type) {
+		case PartitionKeyOption:
+			c.route.Key = o.Key
+		case AccessOption:
+			c.route.Access = o.Access
+		case MaxAttemptsOption:
+			if o.N >= 1 {
+				c.maxAttempts = o.N
+			}
+		}
+	}
+	return c
+}
+
+// attemptInfo is the per-attempt state that travels down the chain in the
+// attempt's context: the route, the nodes earlier attempts used (so the
+// failover step and the picker pick another), and the node this attempt
+// uses, set by the failover step or by the picker.
+type attemptInfo struct {
+	caller context.Context // the logical call's context, or nil
+	route  Route
+	tried  []string // nodes of earlier attempts; read-only for this attempt
+
+	partition int           // the partition index Failover chose, or -1
+	waited    time.Duration // the backoff before this attempt
+
+	mu     sync.Mutex
+	node   string // the node of this attempt ("ip:port"), once chosen
+	pinned bool   // node was chosen by Failover: the picker must use it
+}
+
+type attemptKey struct{}
+
+func withAttempt(ctx context.Context, a *attemptInfo) context.Context {
+	return context.WithValue(ctx, attemptKey{}, a)
+}
+
+func attemptFrom(ctx context.Context) *attemptInfo {
+	a, _ := ctx.Value(attemptKey{}).(*attemptInfo)
+	return a
+}
+
+// setNode records the attempt's node; pinned says the picker must use it.
+func (a *attemptInfo) setNode(n string, pinned bool) {
+	a.mu.Lock()
+	a.node, a.pinned = n, pinned
+	a.mu.Unlock()
+}
+
+// pinnedNode returns the node Failover chose for the attempt, if any.
+func (a *attemptInfo) pinnedNode() (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.node, a.pinned
+}
+
+func (a *attemptInfo) getNode() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.node
+}
+
+// excluded reports whether node was used by an earlier attempt.
+func (a *attemptInfo) excluded(node string) bool {
+	for _, t := range a.tried {
+		if t == node {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,103 @@
+package grpcmw
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// PushbackHeader is the trailer a server sets to tell clients when, or
+// whether, to retry (gRFC A6): a decimal count of milliseconds, or a
+// negative value for "do not retry".
+const PushbackHeader = "grpc-retry-pushback-ms"
+
+// outcome is what one attempt means to a node's breaker.
+type outcome uint8
+
+const (
+	outcomeSuccess outcome = iota
+	outcomeFailure
+	outcomeNeutral
+)
+
+// verdict is the classification of one attempt's result.
+type verdict struct {
+	outcome  outcome
+	retry    bool          // the attempt may be retried (on another node)
+	pushback time.Duration // server pushback, meaningful when hasPB
+	hasPB    bool
+}
+
+// classify decides what the result err of one attempt means. callerCtx is the
+// context of the logical call: when it is done the result is neutral and
+// never retried. attemptCtx is the attempt's own context (it may carry a
+// per-attempt timeout). trailer holds the attempt's trailer, or nil.
+//
+//   - nil: success.
+//   - Unavailable: failure, retried.
+//   - DeadlineExceeded while the caller's context is alive: failure; retried
+//     only when the attempt's own context expired (an attempt timeout).
+//   - ResourceExhausted: neutral; retried only with a non-negative
+//     grpc-retry-pushback-ms trailer (negative or malformed: not retried).
+//   - Internal, Unknown, DataLoss: failure, not retried.
+//   - any other code: success for the breaker (the node answered), not
+//     retried.
+//   - the caller's context done: neutral, not retried.
+func classify(callerCtx, attemptCtx context.Context, err error, trailer metadata.MD) verdict {
+	if err == nil {
+		return verdict{outcome: outcomeSuccess}
+	}
+	if callerCtx.Err() != nil {
+		return verdict{outcome: outcomeNeutral}
+	}
+	switch status.Code(err) {
+	case codes.OK:
+		return verdict{outcome: outcomeSuccess}
+	case codes.Unavailable:
+		return verdict{outcome: outcomeFailure, retry: true}
+	case codes.DeadlineExceeded:
+		return verdict{outcome: outcomeFailure, retry: attemptCtx != nil && attemptCtx.Err() != nil}
+	case codes.ResourceExhausted:
+		d, ok := parsePushback(trailer)
+		if !ok || d < 0 {
+			return verdict{outcome: outcomeNeutral}
+		}
+		return verdict{outcome: outcomeNeutral, retry: true, pushback: d, hasPB: true}
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		return verdict{outcome: outcomeFailure}
+	case codes.Canceled:
+		// The caller's context is alive: the server or a transport cancelled.
+		return verdict{outcome: outcomeNeutral}
+	default:
+		return verdict{outcome: outcomeSuccess}
+	}
+}
+
+// parsePushback reads the grpc-retry-pushback-ms trailer. ok is false when
+// the trailer is absent. A present but malformed value (not a single decimal
+// integer) counts as a negative pushback, as gRFC A6 says: do not retry.
+func parsePushback(md metadata.MD) (d time.Duration, ok bool) {
+	vals := md.Get(PushbackHeader)
+	if len(vals) == 0 {
+		return 0, false
+	}
+	if len(vals) > 1 {
+		return -1, true
+	}
+	ms, err := strconv.ParseInt(vals[0], 10, 64)
+	if err != nil {
+		return -1, true
+	}
+	if ms < 0 {
+		return -1, true
+	}
+	const maxMS = int64(1<<63-1) / int64(time.Millisecond)
+	if ms > maxMS {
+		ms = maxMS
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}

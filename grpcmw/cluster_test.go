@@ -1,0 +1,325 @@
+package grpcmw_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/clustertest"
+	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
+	"github.com/rampart-go/rampart/grpcmw"
+	"github.com/rampart-go/rampart/retry"
+	"github.com/rampart-go/rampart/topology"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// loadMap reads the three-partition map of clustertest's test data.
+func loadMap(t testing.TB) *topology.Map {
+	t.Helper()
+	data, err := os.ReadFile("../clustertest/testdata/three-partitions.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := topology.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// keyFor returns a key whose partition has the given index in m.
+func keyFor(t testing.TB, m *topology.Map, index int) string {
+	t.Helper()
+	for i := 0; i < 10000; i++ {
+		k := "key-" + strconv.Itoa(i)
+		if m.Lookup(k).Index == index {
+			return k
+		}
+	}
+	t.Fatal("no key found")
+	return ""
+}
+
+// runWatcher runs w until the test ends and waits for its first map.
+func runWatcher(t testing.TB, w *topology.Watcher) *topology.Watcher {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if _, err := w.Wait(wctx); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// env is a cluster, a running watcher of its map and a ClientConn made by
+// the preset.
+type env struct {
+	c     *clustertest.Cluster
+	w     *topology.Watcher
+	conn  *grpc.ClientConn
+	echo  pb.EchoClient
+	epoch chan int64 // epochs the watcher puts in use
+}
+
+func newEnv(t *testing.T, copts []clustertest.Option, opts ...grpcmw.Option) *env {
+	t.Helper()
+	c := clustertest.New(t, loadMap(t), copts...)
+	w := topology.NewWatcher(topology.HTTP(c.TopologyURL()), topology.WithInterval(20*time.Millisecond))
+	e := &env{c: c, w: w, epoch: make(chan int64, 64)}
+	cancelSub := w.Subscribe(func(m *topology.Map) {
+		select {
+		case e.epoch <- m.Epoch:
+		default:
+		}
+	})
+	t.Cleanup(cancelSub)
+	runWatcher(t, w)
+	opts = append([]grpcmw.Option{grpcmw.WithWatcher(w), grpcmw.WithPort(c.GRPCPort())}, opts...)
+	conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(opts...),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.conn, e.echo = conn, pb.NewEchoClient(conn)
+	t.Cleanup(func() { _ = conn.Close() })
+	return e
+}
+
+func callCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRoutesByKey(t *testing.T) {
+	e := newEnv(t, nil)
+	m := e.w.Current()
+	for i := 0; i < 3; i++ {
+		key := keyFor(t, m, i)
+		reply, err := e.echo.Echo(callCtx(t), &pb.EchoRequest{Key: key, Payload: []byte("hi")}, grpcmw.PartitionKey(key))
+		if err != nil {
+			t.Fatalf("partition %d: %v", i, err)
+		}
+		if want := m.Lookup(key).Primary; reply.Node != want {
+			t.Errorf("partition %d: served by %s, want primary %s", i, reply.Node, want)
+		}
+	}
+}
+
+func TestPrimaryCrash(t *testing.T) {
+	bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1, Timeout: time.Minute}, 0)
+	e := newEnv(t, []clustertest.Option{clustertest.WithHeartbeat(25*time.Millisecond, 1500*time.Millisecond)},
+		grpcmw.WithBreakers(bg), grpcmw.WithRetry(&retry.Policy{BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}))
+	m := e.w.Current()
+	key := keyFor(t, m, 0)
+	primary, replica := m.Partitions[0].Primary, m.Partitions[0].Replicas[0]
+	req := &pb.EchoRequest{Key: key, Payload: []byte("x")}
+
+	// Warm up: a write goes to the primary.
+	if r, err := e.echo.Echo(callCtx(t), req, grpcmw.PartitionKey(key)); err != nil || r.Node != primary {
+		t.Fatalf("write before crash: %v, %v", r, err)
+	}
+	startEpoch := m.Epoch
+	e.c.Node(primary).Crash()
+
+	// Reads keep succeeding through a replica.
+	for i := 0; i < 5; i++ {
+		r, err := e.echo.Echo(callCtx(t), req, grpcmw.PartitionKey(key), grpcmw.Read())
+		if err != nil {
+			t.Fatalf("read %d after crash: %v", i, err)
+		}
+		if r.Node != replica {
+			t.Errorf("read %d served by %s, want replica %s", i, r.Node, replica)
+		}
+	}
+	// Writes fail fast with Unavailable and a breaker-open cause.
+	_, err := e.echo.Echo(callCtx(t), req, grpcmw.PartitionKey(key))
+	if e.w.Current().Epoch != startEpoch {
+		t.Skip("the master promoted a replica before the write; machine too slow for this check")
+	}
+	if status.Code(err) != codes.Unavailable || !errors.Is(err, breaker.ErrOpen) || !errors.Is(err, grpcmw.ErrNoHealthyNode) {
+		t.Fatalf("write while primary down: code %v, err %v; want Unavailable matching breaker.ErrOpen", status.Code(err), err)
+	}
+
+	// A write that may go to any node fails over like a read.
+	if r, err := e.echo.Echo(callCtx(t), req, grpcmw.PartitionKey(key), grpcmw.WriteAnyNode()); err != nil || r.Node != replica {
+		t.Errorf("WriteAnyNode while primary down: %v, %v; want served by %s", r, err, replica)
+	}
+
+	// After the master promotes the replica, writes go to it.
+	for ep := range e.epoch {
+		if ep > startEpoch {
+			break
+		}
+	}
+	r, err := e.echo.Echo(callCtx(t), req, grpcmw.PartitionKey(key))
+	if err != nil {
+		t.Fatalf("write after promotion: %v", err)
+	}
+	if r.Node != replica {
+		t.Errorf("write after promotion served by %s, want new primary %s", r.Node, replica)
+	}
+}
+
+func TestStreamRetryBeforeFirstMessage(t *testing.T) {
+	tr, exp := newTracer(t)
+	e := newEnv(t, nil, grpcmw.WithRetry(&retry.Policy{BaseDelay: time.Millisecond}), grpcmw.WithTracer(tr))
+	m := e.w.Current()
+	key := keyFor(t, m, 1)
+	primary, replica := m.Partitions[1].Primary, m.Partitions[1].Replicas[0]
+	e.c.Node(primary).InterruptStreams(0)
+
+	st, err := e.echo.Stream(callCtx(t), &pb.StreamRequest{Key: key, Count: 3}, grpcmw.PartitionKey(key), grpcmw.Read())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		r, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Recv %d: %v", n, err)
+		}
+		if r.Node != replica || r.Seq != int32(n) {
+			t.Errorf("reply %d: node %s seq %d, want %s seq %d", n, r.Node, r.Seq, replica, n)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Errorf("got %d replies, want 3", n)
+	}
+	// The interrupted attempt made the call errored: exported with both
+	// attempts.
+	if got := len(exp.GetSpans()); got != 3 {
+		t.Errorf("exported %d spans, want 3 (call and two attempts)", got)
+	}
+}
+
+func TestStreamNotRetriedAfterFirstMessage(t *testing.T) {
+	e := newEnv(t, nil, grpcmw.WithRetry(&retry.Policy{BaseDelay: time.Millisecond}))
+	m := e.w.Current()
+	key := keyFor(t, m, 1)
+	primary, replica := m.Partitions[1].Primary, m.Partitions[1].Replicas[0]
+	e.c.Node(primary).InterruptStreams(1)
+
+	st, err := e.echo.Stream(callCtx(t), &pb.StreamRequest{Key: key, Count: 3}, grpcmw.PartitionKey(key), grpcmw.Read())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.Recv()
+	if err != nil || r.Node != primary {
+		t.Fatalf("first reply: %v, %v; want one from %s", r, err, primary)
+	}
+	_, err = st.Recv()
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("second Recv: %v, want Unavailable", err)
+	}
+	if got := e.c.Node(replica).Requests(); got != 0 {
+		t.Errorf("replica saw %d requests, want 0 (no retry after the first message)", got)
+	}
+}
+
+func TestThrottledPrimaryPushback(t *testing.T) {
+	e := newEnv(t, nil, grpcmw.WithRetry(&retry.Policy{BaseDelay: time.Millisecond}))
+	m := e.w.Current()
+	key := keyFor(t, m, 2)
+	primary, replica := m.Partitions[2].Primary, m.Partitions[2].Replicas[0]
+	e.c.Node(primary).SetThrottle(5 * time.Millisecond)
+	r, err := e.echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key), grpcmw.Read())
+	if err != nil || r.Node != replica {
+		t.Fatalf("read with throttled primary: %v, %v; want served by %s", r, err, replica)
+	}
+	// A write has nowhere else to go: RESOURCE_EXHAUSTED comes back.
+	_, err = e.echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("write with throttled primary: %v, want ResourceExhausted", err)
+	}
+}
+
+func TestDialTimeCallOptions(t *testing.T) {
+	c := clustertest.New(t, loadMap(t))
+	m := c.Map()
+	key := keyFor(t, m, 0)
+	primary := m.Partitions[0].Primary
+	w := runWatcher(t, topology.NewWatcher(topology.Static(m)))
+	conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(
+		grpcmw.WithWatcher(w), grpcmw.WithPort(c.GRPCPort()), grpcmw.WithRetry(fastRetry)),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpcmw.PartitionKey(key), grpcmw.MaxAttempts(1)))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	echo := pb.NewEchoClient(conn)
+	c.Node(primary).SetErrorRate(1)
+	_, err = echo.Echo(callCtx(t), &pb.EchoRequest{Key: key})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("err %v, want Unavailable", err)
+	}
+	if n := c.Node(primary).Requests(); n != 1 {
+		t.Errorf("primary saw %d requests, want 1 (dial-time MaxAttempts(1))", n)
+	}
+	// A per-call option overrides the dial-time one.
+	_, err = echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.MaxAttempts(3), grpcmw.Read())
+	if err != nil {
+		t.Fatalf("read with MaxAttempts(3): %v", err)
+	}
+}
+
+// The balancer works alone: no rampart interceptor, the route in the
+// context, and the picker skips a crashed primary for a read.
+func TestBalancerAlone(t *testing.T) {
+	c := clustertest.New(t, loadMap(t))
+	m := c.Map()
+	key := keyFor(t, m, 1)
+	primary, replica := m.Partitions[1].Primary, m.Partitions[1].Replicas[0]
+	w := runWatcher(t, topology.NewWatcher(topology.Static(m)))
+	r := grpcmw.NewRouter(w, grpcmw.WithPort(c.GRPCPort()))
+	conn, err := grpc.NewClient("topology:///echo", grpc.WithResolvers(r),
+		grpc.WithDefaultServiceConfig(grpcmw.ServiceConfig),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	echo := pb.NewEchoClient(conn)
+	ctx := grpcmw.ContextWithRoute(callCtx(t), grpcmw.Route{Key: key, Access: grpcmw.AccessRead})
+	if reply, err := echo.Echo(ctx, &pb.EchoRequest{Key: key}); err != nil || reply.Node != primary {
+		t.Fatalf("before crash: %v, %v; want %s", reply, err, primary)
+	}
+	c.Node(primary).Crash()
+	// The first call after the crash may still meet the dying connection;
+	// once the picker knows, reads go to the replica.
+	var last error
+	for i := 0; i < 20; i++ {
+		reply, err := echo.Echo(ctx, &pb.EchoRequest{Key: key})
+		if err == nil {
+			if reply.Node != replica {
+				t.Fatalf("after crash: served by %s, want %s", reply.Node, replica)
+			}
+			return
+		}
+		last = err
+	}
+	t.Fatalf("reads after crash kept failing: %v", last)
+}

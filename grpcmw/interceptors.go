@@ -1,0 +1,348 @@
+package grpcmw
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/bulkhead"
+	"github.com/rampart-go/rampart/ratelimit"
+	"github.com/rampart-go/rampart/retry"
+)
+
+// ---- rate limit ----
+
+// UnaryRateLimit returns an interceptor that takes a token of l for each
+// call, waiting as l allows. A refused call fails with ResourceExhausted and
+// matches ratelimit.ErrLimited; it never reaches the wire. Put it outside
+// the retry step so that a call costs one token however many attempts it
+// makes.
+func UnaryRateLimit(l *ratelimit.Limiter) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if err := l.Wait(ctx); err != nil {
+			return wrapErr(err, codes.ResourceExhausted, "")
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+// StreamRateLimit is UnaryRateLimit for streams: one token per stream.
+func StreamRateLimit(l *ratelimit.Limiter) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if err := l.Wait(ctx); err != nil {
+			return nil, wrapErr(err, codes.ResourceExhausted, "")
+		}
+		return streamer(ctx, desc, cc, method, opts...)
+	}
+}
+
+// ---- retry ----
+
+// UnaryRetry returns an interceptor that runs each call under p: a failed
+// attempt is retried when the error is Unavailable, an attempt timeout
+// (p.AttemptTimeout), or ResourceExhausted with a non-negative
+// grpc-retry-pushback-ms trailer (honoured as the least wait); no other code
+// is retried, and a cancelled caller stops at once. Each attempt's context
+// tells the failover step and the topology picker which nodes were already
+// tried, so that a retry goes to another node. A nil p means the zero
+// retry.Policy. The per-call option [MaxAttempts] overrides
+// p.MaxAttempts.
+//
+// When it gives up, the error carries the last attempt's gRPC code and
+// matches retry.ErrExhausted and the last cause with errors.Is.
+//
+// Do not combine it with gRPC's own retries (a retryPolicy in the service
+// config): attempts would multiply. The preset disables gRPC's retries.
+func UnaryRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
+	if p == nil {
+		p = &retry.Policy{}
+	}
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		cfg := parseCallOptions(ctx, opts)
+		c := &unaryCall{ctx: ctx, method: method, req: req, reply: reply, cc: cc, invoker: invoker}
+		c.a.caller, c.a.route = ctx, cfg.route
+		c.tried = c.triedBuf[:0]
+		if len(opts) < len(c.optBuf) {
+			c.opts = c.optBuf[:len(opts)+1]
+		} else {
+			c.opts = make([]grpc.CallOption, len(opts)+1)
+		}
+		copy(c.opts, opts)
+		c.opts[len(opts)] = grpc.Trailer(&c.trailer)
+		return retryResult(ctx, policyFor(p, cfg).Do(ctx, c.attempt))
+	}
+}
+
+// unaryCall is the state of one call under UnaryRetry, in one allocation.
+type unaryCall struct {
+	ctx        context.Context // the caller's
+	method     string
+	req, reply any
+	cc         *grpc.ClientConn
+	invoker    grpc.UnaryInvoker
+	opts       []grpc.CallOption // the caller's, plus the trailer option
+	trailer    metadata.MD
+	tried      []string
+	a          attemptInfo // reused: attempts run one after another
+	triedBuf   [3]string
+	optBuf     [6]grpc.CallOption
+}
+
+// attempt runs one attempt of the call.
+func (c *unaryCall) attempt(actx context.Context, at retry.Attempt) error {
+	a := &c.a
+	a.tried, a.node, a.pinned = c.tried, "", false
+	a.partition, a.waited = -1, at.Waited
+	c.trailer = nil
+	err := c.invoker(withAttempt(actx, a), c.method, c.req, c.reply, c.cc, c.opts...)
+	if err == nil {
+		return nil
+	}
+	node, pinned := a.pinnedNode()
+	if node != "" {
+		c.tried = append(c.tried, node)
+	}
+	return decide(c.ctx, actx, err, c.trailer, pinned)
+}
+
+// policyFor returns p with the call's MaxAttempts, if it sets one.
+func policyFor(p *retry.Policy, cfg callConfig) *retry.Policy {
+	if cfg.maxAttempts == 0 || cfg.maxAttempts == p.MaxAttempts {
+		return p
+	}
+	cp := *p
+	cp.MaxAttempts = cfg.maxAttempts
+	return &cp
+}
+
+// decide wraps an attempt's error for the retry loop.
+func decide(callerCtx, attemptCtx context.Context, err error, trailer metadata.MD, failover bool) error {
+	if errors.Is(err, ErrNoHealthyNode) {
+		return retry.Permanent(err) // failover has nowhere else to go
+	}
+	if localRefusal(err) {
+		if failover {
+			return err // another node may take the next attempt
+		}
+		return retry.Permanent(err)
+	}
+	v := classify(callerCtx, attemptCtx, err, trailer)
+	switch {
+	case !v.retry:
+		return retry.Permanent(err)
+	case v.hasPB:
+		return retry.Pushback(err, v.pushback)
+	}
+	return err
+}
+
+// retryResult turns the retry loop's error into one with a gRPC status.
+func retryResult(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ex *retry.ExhaustedError
+	if !errors.As(err, &ex) {
+		return wrapErr(err, codes.Unknown, "")
+	}
+	code := status.Code(ex.Last)
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(ex.Reason, ctxErr) {
+		code = codes.Canceled
+		if ctxErr == context.DeadlineExceeded {
+			code = codes.DeadlineExceeded
+		}
+	} else if ex.Reason == context.DeadlineExceeded {
+		code = codes.DeadlineExceeded
+	}
+	return &Error{Code: code, Err: err}
+}
+
+// ---- failover ----
+
+// UnaryFailover returns an interceptor that chooses the node of each
+// attempt from r's current map: the partition that owns the hash of the
+// call's [PartitionKey], then its primary, and for a call marked [Read] (or
+// [WriteAnyNode]) its replicas in order, skipping nodes whose breaker is
+// open and preferring nodes no earlier attempt of the call used (when all
+// were used, the first healthy one is tried again: a write retries its
+// primary). The topology balancer then
+// sends the attempt to that node. With no node left the call fails with
+// Unavailable and a [*NodeError] that matches ErrNoHealthyNode (and
+// breaker.ErrOpen when a breaker was the reason).
+//
+// It needs a ClientConn whose balancer is the topology balancer (target
+// "topology:///service"; the preset sets it up).
+func UnaryFailover(r *Router) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		ctx, err := r.route(ctx, cc, opts)
+		if err != nil {
+			return err
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+// StreamFailover is UnaryFailover for streams.
+func StreamFailover(r *Router) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		ctx, err := r.route(ctx, cc, opts)
+		if err != nil {
+			return nil, err
+		}
+		return streamer(ctx, desc, cc, method, opts...)
+	}
+}
+
+// route pins the attempt in ctx to a node, creating the attempt's state
+// when no retry step did.
+func (r *Router) route(ctx context.Context, cc *grpc.ClientConn, opts []grpc.CallOption) (context.Context, error) {
+	a := attemptFrom(ctx)
+	if a == nil {
+		a = &attemptInfo{route: parseCallOptions(ctx, opts).route, partition: -1}
+		ctx = withAttempt(ctx, a)
+	}
+	m := r.watcher.Current()
+	if m == nil {
+		return ctx, &Error{Code: codes.Unavailable, Err: ErrNoTopology}
+	}
+	r.learn(m)
+	part := m.Partition(r.hash.Sum(a.route.Key))
+	if part == nil {
+		return ctx, &Error{Code: codes.Unavailable, Err: ErrNoTopology}
+	}
+	a.partition = part.Index
+	var (
+		cause error
+		again string // a healthy candidate an earlier attempt used
+	)
+	try := func(node string) bool {
+		addr := r.addr(node)
+		if err := r.breakerOpen(addr); err != nil {
+			cause = err
+			return false
+		}
+		if a.excluded(addr) {
+			if again == "" {
+				again = addr
+			}
+			return false
+		}
+		a.setNode(addr, true)
+		return true
+	}
+	if try(part.Primary) {
+		return ctx, nil
+	}
+	if a.route.Access != AccessWrite {
+		for _, n := range part.Replicas {
+			if try(n) {
+				return ctx, nil
+			}
+		}
+	}
+	if again != "" {
+		// Every healthy candidate was tried: try the first one again.
+		a.setNode(again, true)
+		return ctx, nil
+	}
+	return ctx, &NodeError{Service: serviceOf(cc), Partition: part.Index, Write: a.route.Access == AccessWrite, Err: cause}
+}
+
+// serviceOf returns the service part of cc's target ("orders" for
+// "topology:///orders").
+func serviceOf(cc *grpc.ClientConn) string {
+	if cc == nil {
+		return ""
+	}
+	t := cc.Target()
+	return t[strings.LastIndexByte(t, '/')+1:]
+}
+
+// nodeOf returns the node of the attempt in ctx, or cc's target when no
+// failover step chose one.
+func nodeOf(ctx context.Context, cc *grpc.ClientConn) string {
+	if a := attemptFrom(ctx); a != nil {
+		if n, pinned := a.pinnedNode(); pinned {
+			return n
+		}
+	}
+	if cc == nil {
+		return ""
+	}
+	return cc.Target()
+}
+
+// ---- breaker ----
+
+// UnaryBreaker returns an interceptor that guards each attempt with the
+// breaker of its node in g: the node the failover step chose, or the
+// ClientConn's target without one. A rejected attempt fails with
+// Unavailable and matches breaker.ErrOpen. Outcomes: Unavailable, Internal,
+// Unknown, DataLoss and DeadlineExceeded (with the caller's context alive)
+// are failures; a cancelled caller, ResourceExhausted and a refusal by an
+// inner bulkhead are neutral; every other code is a success.
+func UnaryBreaker(g *breaker.Group) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		node := nodeOf(ctx, cc)
+		done, err := g.Get(node).Allow()
+		if err != nil {
+			return &Error{Code: codes.Unavailable, Node: node, Err: err}
+		}
+		err = invoker(ctx, method, req, reply, cc, opts...)
+		done(breakerOutcome(ctx, err))
+		return err
+	}
+}
+
+// breakerOutcome classifies err for a breaker.
+// ctx is the attempt's context; the caller's comes from the retry step.
+func breakerOutcome(ctx context.Context, err error) breaker.Outcome {
+	if err != nil && localRefusal(err) {
+		return breaker.Neutral
+	}
+	caller := ctx
+	if a := attemptFrom(ctx); a != nil && a.caller != nil {
+		caller = a.caller
+	}
+	switch classify(caller, ctx, err, nil).outcome {
+	case outcomeSuccess:
+		return breaker.Success
+	case outcomeFailure:
+		return breaker.Failure
+	}
+	return breaker.Neutral
+}
+
+// ---- bulkhead ----
+
+// UnaryBulkhead returns an interceptor that holds a slot of its node's
+// bulkhead in g for each attempt (the node as for [UnaryBreaker]). A refused
+// attempt fails with ResourceExhausted and matches bulkhead.ErrFull; the
+// retry step then tries another node.
+func UnaryBulkhead(g *bulkhead.Group) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		node := nodeOf(ctx, cc)
+		p, err := g.Get(node).Acquire(ctx)
+		if err != nil {
+			return wrapErr(err, codes.ResourceExhausted, node)
+		}
+		err = invoker(ctx, method, req, reply, cc, opts...)
+		p.Release()
+		return err
+	}
+}
+
+// localRefusal reports whether err is a per-node refusal by a local policy
+// (an open breaker, a full bulkhead): the attempt never reached the node.
+func localRefusal(err error) bool {
+	if errors.Is(err, ErrNoHealthyNode) {
+		return false
+	}
+	return errors.Is(err, breaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull)
+}

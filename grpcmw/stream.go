@@ -1,0 +1,314 @@
+package grpcmw
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/bulkhead"
+	"github.com/rampart-go/rampart/retry"
+)
+
+// endStream wraps a ClientStream and calls onEnd exactly once: at the first
+// response message when atFirst is set, when RecvMsg or SendMsg reports the
+// end of the stream, or when the stream's context ends (a caller that
+// abandons the stream), whichever comes first.
+type endStream struct {
+	grpc.ClientStream
+	atFirst bool
+	onEnd   func(err error)
+	ended   atomic.Bool
+	stop    func() bool
+}
+
+func newEndStream(ctx context.Context, cs grpc.ClientStream, atFirst bool, onEnd func(error)) *endStream {
+	s := &endStream{ClientStream: cs, atFirst: atFirst, onEnd: onEnd}
+	s.stop = context.AfterFunc(ctx, func() { s.end(ctx.Err()) })
+	return s
+}
+
+func (s *endStream) end(err error) {
+	if s.ended.CompareAndSwap(false, true) {
+		s.stop()
+		s.onEnd(err)
+	}
+}
+
+// RecvMsg receives from the wrapped stream and notes its end.
+func (s *endStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	switch {
+	case err == io.EOF:
+		s.end(nil)
+	case err != nil:
+		s.end(err)
+	case s.atFirst:
+		s.end(nil)
+	}
+	return err
+}
+
+// SendMsg sends on the wrapped stream; an error other than io.EOF ends it.
+func (s *endStream) SendMsg(m any) error {
+	err := s.ClientStream.SendMsg(m)
+	if err != nil && err != io.EOF {
+		s.end(err)
+	}
+	return err
+}
+
+// StreamBreaker is UnaryBreaker for streams. The stream's outcome is
+// decided by its first response: a message or a clean end is a success, an
+// error is classified as for unary calls. A stream abandoned before that
+// (its context cancelled) is neutral.
+func StreamBreaker(g *breaker.Group) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		node := nodeOf(ctx, cc)
+		done, err := g.Get(node).Allow()
+		if err != nil {
+			return nil, &Error{Code: codes.Unavailable, Node: node, Err: err}
+		}
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil {
+			done(breakerOutcome(ctx, err))
+			return nil, err
+		}
+		return newEndStream(ctx, cs, true, func(err error) { done(breakerOutcome(ctx, err)) }), nil
+	}
+}
+
+// StreamBulkhead is UnaryBulkhead for streams: the slot is held for the
+// stream's whole life, until RecvMsg reports its end or its context ends.
+func StreamBulkhead(g *bulkhead.Group) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		node := nodeOf(ctx, cc)
+		p, err := g.Get(node).Acquire(ctx)
+		if err != nil {
+			return nil, wrapErr(err, codes.ResourceExhausted, node)
+		}
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil {
+			p.Release()
+			return nil, err
+		}
+		return newEndStream(ctx, cs, false, func(error) { p.Release() }), nil
+	}
+}
+
+// StreamRetry is UnaryRetry for streams, within what can be replayed:
+//
+//   - a server-streaming call (one request, many responses) is retried,
+//     request replayed, as long as no response message has been received:
+//     the first RecvMsg (or Header) runs the attempts, and once it returns a
+//     message the stream is committed to its node. An interruption after the
+//     first message is returned to the caller, never retried.
+//   - client-streaming and bidirectional calls are retried only when opening
+//     the stream fails, before any message is sent.
+//
+// p.AttemptTimeout does not apply to streams: the stream lives in the
+// caller's context. For a server-streaming call, errors surface at the
+// first RecvMsg rather than at stream creation.
+func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
+	if p == nil {
+		p = &retry.Policy{}
+	}
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		cfg := parseCallOptions(ctx, opts)
+		rs := &retryStream{
+			ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts,
+			policy: policyFor(p, cfg), route: cfg.route,
+		}
+		if desc.ServerStreams && !desc.ClientStreams {
+			return rs, nil // opened lazily, at the first RecvMsg or Header
+		}
+		var cs grpc.ClientStream
+		err := rs.policy.Do(ctx, func(_ context.Context, at retry.Attempt) error {
+			a := rs.newAttempt(at.Waited)
+			var err error
+			cs, err = streamer(withAttempt(ctx, a), desc, cc, method, opts...)
+			if err != nil {
+				return rs.failed(a, err, nil)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, retryResult(ctx, err)
+		}
+		return cs, nil
+	}
+}
+
+// retryStream is a server-streaming call that retries until its first
+// response. The request is buffered by SendMsg (cloned when it is a proto
+// message) and replayed on each attempt.
+type retryStream struct {
+	ctx      context.Context
+	desc     *grpc.StreamDesc
+	cc       *grpc.ClientConn
+	method   string
+	streamer grpc.Streamer
+	opts     []grpc.CallOption
+	policy   *retry.Policy
+	route    Route
+
+	mu        sync.Mutex
+	cur       grpc.ClientStream // the current attempt's stream
+	started   bool              // the attempts ran; cur or err is final
+	err       error             // the final error of the attempts
+	req       any
+	hasReq    bool
+	closeSend bool
+	tried     []string
+}
+
+func (s *retryStream) newAttempt(waited time.Duration) *attemptInfo {
+	return &attemptInfo{caller: s.ctx, route: s.route, tried: s.tried, partition: -1, waited: waited}
+}
+
+// failed records the node of a failed attempt and wraps its error for the
+// retry loop.
+func (s *retryStream) failed(a *attemptInfo, err error, trailer metadata.MD) error {
+	node, pinned := a.pinnedNode()
+	if node != "" {
+		s.tried = append(s.tried, node)
+	}
+	return decide(s.ctx, nil, err, trailer, pinned)
+}
+
+// start runs the attempts: open a stream, replay the request, and wait for
+// the first response with first (RecvMsg into the caller's message, or
+// Header). It returns first's result for the committed attempt. s.mu is
+// held.
+func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
+	s.started = true
+	var firstErr error
+	err := s.policy.Do(s.ctx, func(_ context.Context, at retry.Attempt) error {
+		a := s.newAttempt(at.Waited)
+		cs, err := s.streamer(withAttempt(s.ctx, a), s.desc, s.cc, s.method, s.opts...)
+		if err != nil {
+			return s.failed(a, err, nil)
+		}
+		if s.hasReq {
+			if err := cs.SendMsg(s.req); err != nil && err != io.EOF {
+				return retry.Permanent(err)
+			}
+		}
+		if s.closeSend {
+			_ = cs.CloseSend()
+		}
+		err = first(cs)
+		if err == nil || err == io.EOF {
+			s.cur, firstErr = cs, err
+			return nil
+		}
+		s.cur = cs // so Trailer reports the last attempt's
+		return s.failed(a, err, cs.Trailer())
+	})
+	if err != nil {
+		s.err = retryResult(s.ctx, err)
+		return s.err
+	}
+	return firstErr
+}
+
+// SendMsg buffers the request until the stream opens.
+func (s *retryStream) SendMsg(m any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		if s.cur == nil {
+			return s.err
+		}
+		return s.cur.SendMsg(m)
+	}
+	if s.hasReq {
+		return &Error{Code: codes.Internal, Err: errors.New("grpcmw: second message on a server-streaming call")}
+	}
+	if pm, ok := m.(proto.Message); ok {
+		m = proto.Clone(pm)
+	}
+	s.req, s.hasReq = m, true
+	return nil
+}
+
+// CloseSend is noted until the stream opens.
+func (s *retryStream) CloseSend() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		if s.cur == nil {
+			return nil
+		}
+		return s.cur.CloseSend()
+	}
+	s.closeSend = true
+	return nil
+}
+
+// RecvMsg opens the stream on first use, retrying until a first message
+// arrives; later calls read the committed stream.
+func (s *retryStream) RecvMsg(m any) error {
+	s.mu.Lock()
+	if !s.started {
+		defer s.mu.Unlock()
+		return s.start(func(cs grpc.ClientStream) error { return cs.RecvMsg(m) })
+	}
+	cur, err := s.cur, s.err
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return cur.RecvMsg(m)
+}
+
+// Header opens the stream if needed and returns its header.
+func (s *retryStream) Header() (metadata.MD, error) {
+	s.mu.Lock()
+	if !s.started {
+		var md metadata.MD
+		err := s.start(func(cs grpc.ClientStream) error {
+			var err error
+			md, err = cs.Header()
+			return err
+		})
+		s.mu.Unlock()
+		return md, err
+	}
+	cur, err := s.cur, s.err
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return cur.Header()
+}
+
+// Trailer returns the trailer of the current attempt's stream.
+func (s *retryStream) Trailer() metadata.MD {
+	s.mu.Lock()
+	cur := s.cur
+	s.mu.Unlock()
+	if cur == nil {
+		return nil
+	}
+	return cur.Trailer()
+}
+
+// Context returns the current attempt's stream context, or the caller's.
+func (s *retryStream) Context() context.Context {
+	s.mu.Lock()
+	cur := s.cur
+	s.mu.Unlock()
+	if cur == nil {
+		return s.ctx
+	}
+	return cur.Context()
+}

@@ -1,0 +1,208 @@
+package grpcmw
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/bulkhead"
+	"github.com/rampart-go/rampart/ratelimit"
+	"github.com/rampart-go/rampart/sampling"
+)
+
+// traceState is the logical call a tracing interceptor started, carried in
+// the context of the layers below. The sampling package's own (pooled)
+// contexts never reach gRPC: only the attempt's trace context does, as
+// outgoing metadata.
+type traceState struct {
+	call    *sampling.Call
+	sctx    context.Context // the context Tracer.Start returned
+	metrics *sampling.Metrics
+}
+
+type traceKey struct{}
+
+func traceFrom(ctx context.Context) *traceState {
+	s, _ := ctx.Value(traceKey{}).(*traceState)
+	return s
+}
+
+// spanName is the call's span name: the method without its leading slash
+// ("echo.Echo/Echo"), bounded by the service's own methods.
+func spanName(method string) string { return strings.TrimPrefix(method, "/") }
+
+// UnaryTracing returns an interceptor that traces each call as one
+// sampling.Call of t: one head sampling decision per logical call, every
+// call that saw an error exported, policy rejections recorded as events.
+// Attempts are recorded by [UnaryAttemptTracing], which belongs innermost
+// in the chain (the preset puts both in place); without it the call is
+// traced as a whole and no trace context is sent. A nil t traces nothing.
+//
+// Span attributes are the method, node, partition, attempt number and
+// outcome: never a request field or metadata value.
+func UnaryTracing(t *sampling.Tracer) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if t == nil {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}
+		sctx, call := t.Start(ctx, spanName(method), trace.SpanKindClient)
+		ts := &traceState{call: call, sctx: sctx, metrics: t.Metrics()}
+		err := invoker(context.WithValue(ctx, traceKey{}, ts), method, req, reply, cc, opts...)
+		recordRejection(ts, err)
+		call.End(err)
+		return err
+	}
+}
+
+// StreamTracing is UnaryTracing for streams: the call ends when the stream
+// does (RecvMsg reports its end, or its context ends).
+func StreamTracing(t *sampling.Tracer) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if t == nil {
+			return streamer(ctx, desc, cc, method, opts...)
+		}
+		sctx, call := t.Start(ctx, spanName(method), trace.SpanKindClient)
+		ts := &traceState{call: call, sctx: sctx, metrics: t.Metrics()}
+		cs, err := streamer(context.WithValue(ctx, traceKey{}, ts), desc, cc, method, opts...)
+		if err != nil {
+			recordRejection(ts, err)
+			call.End(err)
+			return nil, err
+		}
+		return newEndStream(ctx, cs, false, func(err error) {
+			recordRejection(ts, err)
+			call.End(err)
+		}), nil
+	}
+}
+
+// UnaryAttemptTracing returns the interceptor that records each attempt of
+// a call traced by [UnaryTracing]: its node (chosen by the failover step,
+// or the ClientConn's target), partition, outcome and the backoff before
+// it, and sends its W3C trace context as outgoing metadata. Put it
+// innermost. Calls that are not traced pass through.
+func UnaryAttemptTracing() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		ts := traceFrom(ctx)
+		if ts == nil {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}
+		ctx, att, waited := startAttempt(ctx, ts, cc)
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		att.End(attemptOutcome(ctx, err), err, waited)
+		return err
+	}
+}
+
+// StreamAttemptTracing is UnaryAttemptTracing for streams: the attempt
+// ends at the stream's first response (a message, its end or an error).
+func StreamAttemptTracing() grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		ts := traceFrom(ctx)
+		if ts == nil {
+			return streamer(ctx, desc, cc, method, opts...)
+		}
+		ctx, att, waited := startAttempt(ctx, ts, cc)
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil {
+			att.End(attemptOutcome(ctx, err), err, waited)
+			return nil, err
+		}
+		return newEndStream(ctx, cs, true, func(err error) {
+			att.End(attemptOutcome(ctx, err), err, waited)
+		}), nil
+	}
+}
+
+// startAttempt starts the sampling attempt of the attempt in ctx and puts
+// its trace context in ctx's outgoing metadata.
+func startAttempt(ctx context.Context, ts *traceState, cc *grpc.ClientConn) (context.Context, sampling.Attempt, time.Duration) {
+	node, partition, waited := nodeOf(ctx, cc), -1, time.Duration(0)
+	if a := attemptFrom(ctx); a != nil {
+		partition, waited = a.partition, a.waited
+	}
+	_, att := ts.call.StartAttempt(ts.sctx, node, partition)
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	att.Inject(ts.sctx, mdCarrier(md))
+	return metadata.NewOutgoingContext(ctx, md), att, waited
+}
+
+// attemptOutcome maps an attempt's result to a sampling outcome.
+func attemptOutcome(ctx context.Context, err error) sampling.Outcome {
+	if err == nil {
+		return sampling.Success
+	}
+	caller := ctx
+	if a := attemptFrom(ctx); a != nil && a.caller != nil {
+		caller = a.caller
+	}
+	if caller.Err() != nil {
+		return sampling.Canceled
+	}
+	if localRefusal(err) {
+		return sampling.Rejected
+	}
+	switch classify(caller, ctx, err, nil).outcome {
+	case outcomeFailure:
+		return sampling.Failure
+	case outcomeSuccess:
+		if status.Code(err) == 0 {
+			return sampling.Success
+		}
+	}
+	return sampling.Neutral
+}
+
+// recordRejection tells the call which policy, if any, refused it.
+func recordRejection(ts *traceState, err error) {
+	if err == nil {
+		return
+	}
+	var p sampling.Policy
+	switch {
+	case errors.Is(err, ratelimit.ErrLimited):
+		p = sampling.PolicyRateLimit
+		ts.metrics.RateLimited(ts.sctx, "")
+	case errors.Is(err, ErrNoHealthyNode):
+		p = sampling.PolicyFailover
+	case errors.Is(err, breaker.ErrOpen):
+		p = sampling.PolicyBreaker
+	case errors.Is(err, bulkhead.ErrFull):
+		p = sampling.PolicyBulkhead
+		var e *Error
+		if errors.As(err, &e) {
+			ts.metrics.BulkheadRejected(ts.sctx, e.Node)
+		}
+	default:
+		return
+	}
+	ts.call.Rejected(p, err)
+}
+
+// mdCarrier adapts outgoing metadata to propagation.TextMapCarrier.
+type mdCarrier metadata.MD
+
+func (c mdCarrier) Get(key string) string {
+	if v := metadata.MD(c).Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c mdCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+
+func (c mdCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
