@@ -1,0 +1,164 @@
+package httpmw_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"golang.org/x/time/rate"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/httpmw"
+	"github.com/rampart-go/rampart/ratelimit"
+	"github.com/rampart-go/rampart/retry"
+	"github.com/rampart-go/rampart/sampling"
+	"github.com/rampart-go/rampart/topology"
+)
+
+// cannedRT answers every request with a fresh copy of a canned response:
+// no network, one small allocation.
+type cannedRT struct{ code int }
+
+func (c cannedRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: c.code, Body: http.NoBody, Request: r}, nil
+}
+
+// singleNodeMap maps every key to one node.
+func singleNodeMap(tb testing.TB, node string) *topology.Map {
+	m, err := topology.Parse([]byte(`{"clusterEpoch":1,"masterNodeId":"m","partitionCount":1,"partitions":[
+	 {"partitionIndex":0,"primaryNodeIp":"` + node + `","replicaNodeIps":[],"hashRangeStart":"00000000","hashRangeEnd":"ffffffff"}]}`))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// rampartPreset is the full preset: tracing at 1% (SDK providers, no
+// exporter), rate limit, retry, failover, breaker, bulkhead.
+func rampartPreset(tb testing.TB, next http.RoundTripper, node string, port int, breakerTrips uint32, traced bool) http.RoundTripper {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	tb.Cleanup(func() { _ = tp.Shutdown(tb.Context()); _ = mp.Shutdown(tb.Context()) })
+	tracer := sampling.NewTracer(sampling.WithRatio(0.01), sampling.WithTracerProvider(tp), sampling.WithMeterProvider(mp))
+	lim, err := ratelimit.New(ratelimit.Config{Rate: rate.Limit(1e9), Burst: 1 << 20})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if !traced {
+		tracer = nil
+	}
+	// The retry waits run on a clock whose timers have already fired: the
+	// benchmark measures the work, not the scheduler's timer resolution.
+	pol := retry.NewPolicy(*fastRetry(3), retry.WithClock(zeroClock{}))
+	return httpmw.New(next,
+		httpmw.WithTracer(tracer),
+		httpmw.WithRateLimit(lim),
+		httpmw.WithRetry(pol),
+		httpmw.WithBreakers(breaker.NewGroup(breaker.Settings{ConsecutiveFailures: breakerTrips}, 0)),
+		httpmw.WithService(httpmw.Service{Host: "orders", Topology: httpmw.FixedTopology(singleNodeMap(tb, node)), Port: port}),
+	)
+}
+
+// failsafePreset is set by bench_failsafe_test.go (build tag
+// failsafebench): failsafehttp with retry, circuit breaker, bulkhead and rate
+// limiter. The tag exists because go.sum lacks failsafe-go's internal
+// dependencies (bits-and-blooms/bitset); see that file.
+var failsafePreset func(next http.RoundTripper, breakerTrips uint) http.RoundTripper
+
+func runFailsafe(b *testing.B, next http.RoundTripper, trips uint, url string, wantErr bool) {
+	b.Run("failsafe", func(b *testing.B) {
+		if failsafePreset == nil {
+			b.Skip("build with -tags failsafebench to compare with failsafe-go")
+		}
+		benchRT(b, failsafePreset(next, trips), url, wantErr)
+	})
+}
+
+func benchRT(b *testing.B, rt http.RoundTripper, url string, wantErr bool) {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set(httpmw.DefaultPartitionHeader, "customer-42")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := rt.RoundTrip(req)
+		if wantErr {
+			if err == nil && resp.StatusCode < 500 {
+				b.Fatal("want a failure")
+			}
+			if err == nil {
+				resp.Body.Close()
+			}
+			continue
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// BenchmarkStub: the success path in process, against a canned response.
+func BenchmarkStub(b *testing.B) {
+	next := cannedRT{code: 200}
+	b.Run("bare", func(b *testing.B) { benchRT(b, next, "http://orders/item?id=1", false) })
+	b.Run("rampart", func(b *testing.B) {
+		benchRT(b, rampartPreset(b, next, "127.0.0.1", 8080, 0, true), "http://orders/item?id=1", false)
+	})
+	b.Run("rampart-untraced", func(b *testing.B) {
+		benchRT(b, rampartPreset(b, next, "127.0.0.1", 8080, 0, false), "http://orders/item?id=1", false)
+	})
+	runFailsafe(b, next, 5, "http://orders/item?id=1", false)
+}
+
+// BenchmarkStubFailure: every attempt answers 503; 3 attempts, near-zero
+// delay; breakers set never to trip so that every call runs its attempts.
+func BenchmarkStubFailure(b *testing.B) {
+	next := cannedRT{code: 503}
+	b.Run("rampart", func(b *testing.B) {
+		benchRT(b, rampartPreset(b, next, "127.0.0.1", 8080, 1<<31, true), "http://orders/item?id=1", true)
+	})
+	b.Run("rampart-untraced", func(b *testing.B) {
+		benchRT(b, rampartPreset(b, next, "127.0.0.1", 8080, 1<<31, false), "http://orders/item?id=1", true)
+	})
+	runFailsafe(b, next, 1<<31, "http://orders/item?id=1", true)
+}
+
+// BenchmarkLoopback: the success path over a loopback HTTP server.
+func BenchmarkLoopback(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	host, portS, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(portS)
+	tr := func(b *testing.B) *http.Transport {
+		t := &http.Transport{MaxIdleConnsPerHost: 8}
+		b.Cleanup(t.CloseIdleConnections)
+		return t
+	}
+	b.Run("bare", func(b *testing.B) { benchRT(b, tr(b), srv.URL+"/item?id=1", false) })
+	b.Run("rampart", func(b *testing.B) {
+		benchRT(b, rampartPreset(b, tr(b), host, port, 0, true), "http://orders/item?id=1", false)
+	})
+	runFailsafe(b, tr(b), 5, srv.URL+"/item?id=1", false)
+}
+
+// zeroClock is a retry.Clock whose timers fire at once, allocation-free.
+type zeroClock struct{}
+
+var firedCh = func() chan time.Time { c := make(chan time.Time); close(c); return c }()
+
+func (zeroClock) Now() time.Time                     { return time.Now() }
+func (zeroClock) NewTimer(time.Duration) retry.Timer { return zeroTimer{} }
+
+type zeroTimer struct{}
+
+func (zeroTimer) C() <-chan time.Time { return firedCh }
+func (zeroTimer) Stop() bool          { return false }

@@ -1,0 +1,223 @@
+package httpmw
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/sampling"
+)
+
+// overrides are the per-request settings a caller puts in the request's
+// context with WithPartitionKey, WithWriteRetry, WithWriteFailover and
+// WithMaxAttempts.
+type overrides struct {
+	key           string
+	hasKey        bool
+	retryWrite    bool
+	failoverWrite bool
+	maxAttempts   int
+}
+
+type overridesKey struct{}
+
+func overridesFrom(ctx context.Context) overrides {
+	if o, ok := ctx.Value(overridesKey{}).(*overrides); ok {
+		return *o
+	}
+	return overrides{}
+}
+
+func withOverride(ctx context.Context, set func(*overrides)) context.Context {
+	o := overridesFrom(ctx)
+	set(&o)
+	return context.WithValue(ctx, overridesKey{}, &o)
+}
+
+// WithPartitionKey returns a context that makes failover route the request
+// by key: the key's hash picks the partition of the request's logical host.
+// It takes precedence over the configured partition header.
+func WithPartitionKey(ctx context.Context, key string) context.Context {
+	return withOverride(ctx, func(o *overrides) { o.key, o.hasKey = key, true })
+}
+
+// WithWriteRetry returns a context that lets the retry layer retry a
+// request whose method is not idempotent (POST, PATCH) although it has no
+// Idempotency-Key header: the caller vouches that repeating it is safe.
+func WithWriteRetry(ctx context.Context) context.Context {
+	return withOverride(ctx, func(o *overrides) { o.retryWrite = true })
+}
+
+// WithWriteFailover returns a context that lets failover send a write (any
+// method other than GET, HEAD, OPTIONS and TRACE) to a replica when the
+// partition's primary cannot take it. Without it writes go to the primary
+// only.
+func WithWriteFailover(ctx context.Context) context.Context {
+	return withOverride(ctx, func(o *overrides) { o.failoverWrite = true })
+}
+
+// WithMaxAttempts returns a context that caps the number of attempts of the
+// request, the first one included, at n (n >= 1). It can only lower the
+// retry layer's MaxAttempts, never raise it past the policy.
+func WithMaxAttempts(ctx context.Context, n int) context.Context {
+	if n < 1 {
+		n = 1
+	}
+	return withOverride(ctx, func(o *overrides) { o.maxAttempts = n })
+}
+
+// isRead reports whether method is safe, and therefore served by replicas.
+func isRead(method string) bool {
+	switch method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// isIdempotent reports whether a request may be repeated without a caller's
+// opt-in: idempotent methods, or an Idempotency-Key header.
+func isIdempotent(r *http.Request) bool {
+	switch r.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return hasHeader(r.Header, "Idempotency-Key") || hasHeader(r.Header, "X-Idempotency-Key")
+}
+
+func hasHeader(h http.Header, canonicalKey string) bool {
+	vs := h[canonicalKey]
+	return len(vs) > 0 && vs[0] != ""
+}
+
+type callKey struct{}
+
+// maxTried bounds the nodes remembered per call; candidates lists are short.
+const maxTried = 4
+
+// call is the state of one logical call shared by the rampart layers of a
+// chain. It is created once, by the outermost rampart layer that needs it,
+// and is itself the context of the requests rampart sends below that layer:
+// it embeds the parent context and answers Value for its own key, so that a
+// whole call costs one allocation (the request and URL clones are inline).
+//
+// A call is used by one goroutine at a time: the layers of one RoundTrip run
+// in sequence. It is never pooled: the caller can still reach it through
+// resp.Request.
+type call struct {
+	context.Context // parent: the caller's context, or the tracer's
+
+	cur *http.Request // the request of the current attempt, owned by the call
+
+	req http.Request // storage of the first attempt's request
+	url url.URL      // storage of its URL
+
+	ov       overrides
+	finished bool // the creating layer has returned; the call is over
+
+	// Failover's memory of this call: the nodes already tried, in order.
+	tried  [maxTried]string
+	ntried int
+	node   string // the node of the current attempt, "" if not routed
+
+	primaryOnly bool // the current attempt is a write confined to the primary
+
+	// The breaker failover last looked up, for the breaker layer.
+	br      *breaker.Breaker // named by its node
+	brGroup *breaker.Group
+
+	partition int // partition of the current attempt, -1 if not routed
+
+	// Set by a Tracing layer for the duration of its RoundTrip; the
+	// sampling call and its context are pooled and never reach a request.
+	trace   *sampling.Call
+	tctx    context.Context
+	metrics *sampling.Metrics
+	att     sampling.Attempt
+	attOpen bool
+	plainTP bool
+	tpUsed  bool
+	tpBuf   [56]byte  // backs tpVal[0]; written once per call
+	tpVal   [1]string // the first attempt's traceparent header value
+}
+
+// Value answers the call's own key and defers to the parent otherwise.
+func (c *call) Value(key any) any {
+	if key == (callKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// liveCall returns the call that r belongs to, or nil if r is not part of a
+// call in progress (the first rampart layer, or a request built by the
+// caller from the context of a finished call).
+func liveCall(r *http.Request) *call {
+	ctx := r.Context()
+	c, _ := ctx.Value(callKey{}).(*call)
+	if c == nil || c.finished || c.cur == nil || c.cur.Context() != ctx {
+		return nil
+	}
+	return c
+}
+
+// newCall starts a call for the caller's request r with parent as the
+// call's context, and clones r into the call's own storage. The caller's
+// request is never modified. The header map is shared until a layer needs
+// to change it (see ownHeader).
+func newCall(parent context.Context, r *http.Request) *call {
+	c := &call{Context: parent, partition: -1}
+	c.ov = overridesFrom(parent)
+	c.req = *r.WithContext(c) // WithContext inlines: no second allocation
+	if r.URL != nil {
+		c.url = *r.URL
+		c.req.URL = &c.url
+	}
+	c.cur = &c.req
+	return c
+}
+
+// owned reports whether r is the call's current request, which rampart
+// layers may modify in place.
+func (c *call) owned(r *http.Request) bool { return c != nil && r == c.cur }
+
+// attemptReq holds a request and its URL in one allocation.
+type attemptReq struct {
+	req http.Request
+	url url.URL
+}
+
+// cloneRequest returns a shallow clone of r with its own URL and context
+// ctx, in one allocation. The header map and body are shared.
+func cloneRequest(r *http.Request, ctx context.Context) *http.Request {
+	a := new(attemptReq)
+	a.req = *r.WithContext(ctx)
+	if r.URL != nil {
+		a.url = *r.URL
+		a.req.URL = &a.url
+	}
+	return &a.req
+}
+
+// tried reports whether node was already tried in this call.
+func (c *call) wasTried(node string) bool {
+	for i := 0; i < c.ntried; i++ {
+		if c.tried[i] == node {
+			return true
+		}
+	}
+	return false
+}
+
+// markTried records node as the latest tried; when the record is full the
+// oldest entry goes.
+func (c *call) markTried(node string) {
+	if c.ntried == maxTried {
+		copy(c.tried[:], c.tried[1:])
+		c.ntried--
+	}
+	c.tried[c.ntried] = node
+	c.ntried++
+}

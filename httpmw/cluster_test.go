@@ -1,0 +1,323 @@
+package httpmw_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/clustertest"
+	"github.com/rampart-go/rampart/httpmw"
+	"github.com/rampart-go/rampart/retry"
+	"github.com/rampart-go/rampart/topology"
+)
+
+// clusterMap is a two-partition cluster: partition 0 has a primary and two
+// replicas, partition 1 a primary and one replica.
+func clusterMap(tb testing.TB) *topology.Map {
+	tb.Helper()
+	m, err := topology.Parse([]byte(`{"clusterEpoch":1,"masterNodeId":"m","partitionCount":2,"partitions":[
+	 {"partitionIndex":0,"primaryNodeIp":"127.0.11.5","replicaNodeIps":["127.0.11.6","127.0.11.7"],"hashRangeStart":"00000000","hashRangeEnd":"7fffffff"},
+	 {"partitionIndex":1,"primaryNodeIp":"127.0.12.5","replicaNodeIps":["127.0.12.6"],"hashRangeStart":"80000000","hashRangeEnd":"ffffffff"}]}`))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// countingTransport is an http.Transport whose dials are counted.
+func countingTransport(tb testing.TB) (*http.Transport, *atomic.Int64) {
+	var dials atomic.Int64
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: 16,
+	}
+	tb.Cleanup(tr.CloseIdleConnections)
+	return tr, &dials
+}
+
+type env struct {
+	c     *clustertest.Cluster
+	m     *topology.Map
+	tr    *http.Transport
+	dials *atomic.Int64
+	bg    *breaker.Group
+	rt    http.RoundTripper
+	key0  string // a key of partition 0
+	key1  string
+}
+
+func newEnv(t *testing.T, opts ...httpmw.Option) *env {
+	t.Helper()
+	m := clusterMap(t)
+	c := clustertest.New(t, m)
+	tr, dials := countingTransport(t)
+	bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 3, Timeout: time.Hour}, 0)
+	svc := httpmw.Service{Host: "orders", Topology: httpmw.FixedTopology(c.Map()), Port: c.HTTPPort()}
+	all := append([]httpmw.Option{
+		httpmw.WithService(svc), httpmw.WithBreakers(bg), httpmw.WithRetry(fastRetry(3)),
+	}, opts...)
+	return &env{c: c, m: c.Map(), tr: tr, dials: dials, bg: bg, rt: httpmw.New(tr, all...),
+		key0: keyFor(t, m, 0), key1: keyFor(t, m, 1)}
+}
+
+func (e *env) get(t *testing.T, key string) (*http.Response, error) {
+	t.Helper()
+	ctx := httpmw.WithPartitionKey(context.Background(), key)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://orders/item?id=1", nil)
+	return e.rt.RoundTrip(req)
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Crash the primary: reads keep succeeding through the replicas, with no
+// error the caller can see, and the primary's breaker opens.
+func TestClusterCrashPrimaryReadsFailOver(t *testing.T) {
+	e := newEnv(t)
+	primary := e.c.Node("127.0.11.5")
+	for i := 0; i < 20; i++ { // warm up: served by the primary
+		resp, err := e.get(t, e.key0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := resp.Header.Get(clustertest.HeaderNode); n != "127.0.11.5" {
+			t.Fatalf("served by %s before the crash", n)
+		}
+		readAll(t, resp)
+	}
+	primary.Crash()
+	served := map[string]int{}
+	for i := 0; i < 200; i++ {
+		resp, err := e.get(t, e.key0)
+		if err != nil {
+			t.Fatalf("read %d after the crash: %v", i, err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("read %d: status %d", i, resp.StatusCode)
+		}
+		served[resp.Header.Get(clustertest.HeaderNode)]++
+		readAll(t, resp)
+	}
+	if served["127.0.11.5"] != 0 || served["127.0.11.6"] == 0 {
+		t.Fatalf("served by %v", served)
+	}
+	primaryAddr := net.JoinHostPort("127.0.11.5", strconv.Itoa(e.c.HTTPPort()))
+	if st := e.bg.Get(primaryAddr).State(); st != breaker.StateOpen {
+		t.Fatalf("primary's breaker is %v", st)
+	}
+	// A write finds the primary's breaker open: typed error, at once.
+	ctx := httpmw.WithPartitionKey(context.Background(), e.key0)
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://orders/item", bytes.NewReader([]byte("x")))
+	req.Header.Set("Idempotency-Key", "w1")
+	_, err := e.rt.RoundTrip(req)
+	if !errors.Is(err, httpmw.ErrNoHealthyNode) || !errors.Is(err, breaker.ErrOpen) {
+		t.Fatalf("write: %v", err)
+	}
+	// The other partition never noticed.
+	resp, err := e.get(t, e.key1)
+	if err != nil || resp.Header.Get(clustertest.HeaderNode) != "127.0.12.5" {
+		t.Fatalf("partition 1: %v", err)
+	}
+	readAll(t, resp)
+}
+
+// A 503 brownout on one node opens its breaker and traffic moves to the
+// replica; the caller sees no error.
+func TestClusterBrownoutOpensBreaker(t *testing.T) {
+	e := newEnv(t)
+	primary := e.c.Node("127.0.12.5")
+	primary.SetErrorRate(1)
+	for i := 0; i < 100; i++ {
+		resp, err := e.get(t, e.key1)
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if got := resp.Header.Get(clustertest.HeaderNode); got != "127.0.12.6" {
+			t.Fatalf("read %d served by %s", i, got)
+		}
+		readAll(t, resp)
+	}
+	addr := net.JoinHostPort("127.0.12.5", strconv.Itoa(e.c.HTTPPort()))
+	if st := e.bg.Get(addr).State(); st != breaker.StateOpen {
+		t.Fatalf("breaker %v", st)
+	}
+	// Once open, the primary gets no more traffic.
+	if n := primary.Requests(); n != 3 {
+		t.Fatalf("primary got %d requests, want 3 (ConsecutiveFailures)", n)
+	}
+}
+
+// A 429 with Retry-After: 1 is waited for, on the retry package's clock.
+func TestClusterRetryAfterWaited(t *testing.T) {
+	clk := &instantClock{now: time.Now()}
+	var node *clustertest.Node
+	var ev retry.Event
+	p := fastRetry(3)
+	p.MaxPushback = 10 * time.Second
+	p.OnRetry = func(e retry.Event) { ev = e; node.Heal() }
+	p = retry.NewPolicy(*p, retry.WithClock(clk))
+	e := newEnv(t, httpmw.WithRetry(p))
+	node = e.c.Node("127.0.11.5")
+	node.SetThrottle(time.Second)
+	resp, err := e.get(t, e.key0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if ev.Pushback != time.Second || ev.Delay < time.Second || len(clk.waits) != 1 || clk.waits[0] < time.Second {
+		t.Fatalf("event %+v, waits %v: want at least the 1s Retry-After", ev, clk.waits)
+	}
+	var se *httpmw.StatusError
+	if !errors.As(ev.Err, &se) || se.Code != 429 {
+		t.Fatalf("retried on %v", ev.Err)
+	}
+}
+
+// A POST without an idempotency key is sent once; its 503 is handed back.
+func TestClusterPostWithoutKeyNotRetried(t *testing.T) {
+	e := newEnv(t, httpmw.WithBreakers(breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 100}, 0)))
+	node := e.c.Node("127.0.11.5")
+	node.SetErrorRate(1)
+	ctx := httpmw.WithPartitionKey(context.Background(), e.key0)
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://orders/orders", bytes.NewReader([]byte("new order")))
+	resp, err := e.rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if resp.StatusCode != 503 || node.Requests() != 1 {
+		t.Fatalf("status %d, %d requests; want one 503", resp.StatusCode, node.Requests())
+	}
+	// With a key it is retried (on the primary only: a write).
+	req, _ = http.NewRequestWithContext(ctx, "POST", "http://orders/orders", bytes.NewReader([]byte("new order")))
+	req.Header.Set("Idempotency-Key", "order-1")
+	_, err = e.rt.RoundTrip(req)
+	if !errors.Is(err, retry.ErrExhausted) || node.Requests() != 4 {
+		t.Fatalf("err %v, %d requests", err, node.Requests())
+	}
+	for _, ip := range []string{"127.0.11.6", "127.0.11.7"} {
+		if n := e.c.Node(ip).Requests(); n != 0 {
+			t.Fatalf("write reached replica %s", ip)
+		}
+	}
+}
+
+// Thousands of retried requests with bodies, half replayed through GetBody
+// and half through the buffer: the nodes see 0 checksum mismatches.
+func TestClusterBodyChecksums(t *testing.T) {
+	e := newEnv(t, httpmw.WithRetry(fastRetry(4)))
+	// A third of the requests to every primary fail: many retries.
+	e.bg = nil
+	for _, ip := range []string{"127.0.11.5", "127.0.12.5"} {
+		e.c.Node(ip).SetErrorRate(1.0 / 3)
+	}
+	// Breakers would stop the brownout from producing retries: use a chain
+	// without them.
+	rt := httpmw.Chain(e.tr, httpmw.RetryMiddleware(httpmw.WithRetry(fastRetry(4))),
+		httpmw.FailoverMiddleware(httpmw.WithService(httpmw.Service{
+			Host: "orders", Topology: httpmw.FixedTopology(e.m), Port: e.c.HTTPPort(), WriteFailover: true})))
+	const total, workers = 2000, 8
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < total; i += workers {
+				body := make([]byte, 100+i%3000)
+				rand.Read(body)
+				var rd io.Reader = bytes.NewReader(body)
+				if i%2 == 1 {
+					rd = opaqueBody{rd} // no GetBody: the buffer replays it
+				}
+				key := e.key0
+				if i%3 == 0 {
+					key = e.key1
+				}
+				ctx, cancel := context.WithTimeout(httpmw.WithPartitionKey(context.Background(), key), 10*time.Second)
+				req, _ := http.NewRequestWithContext(ctx, "POST", "http://orders/put", rd)
+				req.Header.Set("Idempotency-Key", fmt.Sprint("k", i))
+				req.Header.Set(clustertest.HeaderBodySHA256, clustertest.BodySHA256(body))
+				resp, err := rt.RoundTrip(req)
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	var reqs, mismatches int64
+	for _, n := range e.c.Nodes() {
+		reqs += n.Requests()
+		mismatches += n.BodyMismatches()
+	}
+	if mismatches != 0 || failed.Load() != 0 {
+		t.Fatalf("%d mismatches, %d failed calls over %d requests", mismatches, failed.Load(), reqs)
+	}
+	if reqs < total+total/10 {
+		t.Fatalf("only %d requests for %d calls: too few retries to test replay", reqs, total)
+	}
+	t.Logf("%d calls, %d requests, 0 mismatches", total, reqs)
+}
+
+// 1,000 failing calls (3 attempts each, every response a 503) do not grow
+// the number of connections: every discarded body is drained and closed.
+func TestClusterNoConnectionLeak(t *testing.T) {
+	e := newEnv(t)
+	node := e.c.Node("127.0.11.5")
+	node.SetErrorRate(1)
+	rt := httpmw.Chain(e.tr, httpmw.RetryMiddleware(httpmw.WithRetry(fastRetry(3))))
+	url := "http://" + node.HTTPAddr() + "/fail?x=1"
+	var fresh, reused atomic.Int64
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			if info.Reused {
+				reused.Add(1)
+			} else {
+				fresh.Add(1)
+			}
+		},
+	})
+	for i := 0; i < 1000; i++ {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		_, err := rt.RoundTrip(req)
+		var se *httpmw.StatusError
+		if !errors.As(err, &se) || !errors.Is(err, retry.ErrExhausted) {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if n := node.Requests(); n != 3000 {
+		t.Fatalf("%d requests, want 3000", n)
+	}
+	if d, f := e.dials.Load(), fresh.Load(); d > 2 || f > 2 || reused.Load() < 2998 {
+		t.Fatalf("%d dials, %d new and %d reused connections for 3000 sequential requests: connections leak", d, f, reused.Load())
+	}
+}

@@ -1,0 +1,201 @@
+package httpmw
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/bulkhead"
+	"github.com/rampart-go/rampart/ratelimit"
+)
+
+// Breaker guards each node with its own circuit breaker from a
+// breaker.Group (see WithBreakers), keyed by the request's URL host: the
+// node address once failover has routed the request.
+//
+// A breaker that rejects the request makes RoundTrip return an error
+// matching breaker.ErrOpen at once, without calling the next RoundTripper.
+// An admitted request's result counts as:
+//
+//   - Failure: a connection error, an attempt timeout, a 5xx other than 501;
+//   - Neutral: the caller's context done, a local rejection by a layer below
+//     (bulkhead full, rate limited), a 429;
+//   - Success: any other response, 4xx included.
+//
+// Create it with NewBreaker (or BreakerMiddleware); the zero Breaker is not usable.
+// Breaker is safe for concurrent use.
+type Breaker struct {
+	next  http.RoundTripper
+	group *breaker.Group
+}
+
+var _ http.RoundTripper = (*Breaker)(nil)
+
+// NewBreaker returns the breaker middleware around next (nil means
+// http.DefaultTransport). Without WithBreakers it uses a group of its own
+// with breaker's default settings.
+func NewBreaker(next http.RoundTripper, opts ...Option) *Breaker {
+	return newBreaker(next, newConfig(opts))
+}
+
+func newBreaker(next http.RoundTripper, cfg *config) *Breaker {
+	g := cfg.breakers
+	if g == nil {
+		g = breaker.NewGroup(breaker.Settings{}, 0)
+	}
+	return &Breaker{next: ensureHTTP(next), group: g}
+}
+
+// Group returns the breaker group in use, to inspect or share it.
+func (b *Breaker) Group() *breaker.Group { return b.group }
+
+// RoundTrip admits r through its node's breaker, sends it, and records the
+// outcome.
+func (b *Breaker) RoundTrip(r *http.Request) (*http.Response, error) {
+	done, err := b.breakerFor(r).Allow()
+	if err != nil {
+		closeRequestBody(r)
+		rejected(r, err)
+		return nil, err
+	}
+	resp, err := b.next.RoundTrip(r)
+	done(breakerOutcome(r, resp, err))
+	return resp, err
+}
+
+// breakerFor returns the breaker of r's node, reusing the one failover
+// looked up for this attempt when it is the same.
+func (b *Breaker) breakerFor(r *http.Request) *breaker.Breaker {
+	node := r.URL.Host
+	if c, _ := r.Context().Value(callKey{}).(*call); c != nil && c.brGroup == b.group && c.br.Name() == node {
+		return c.br
+	}
+	return b.group.Get(node)
+}
+
+// breakerOutcome is the breaker's view of one attempt.
+func breakerOutcome(r *http.Request, resp *http.Response, err error) breaker.Outcome {
+	if err == nil {
+		switch o, _ := classifyStatus(resp.StatusCode); o {
+		case outcomeSuccess:
+			return breaker.Success
+		case outcomeFailure:
+			return breaker.Failure
+		}
+		return breaker.Neutral
+	}
+	if callerDone(r) || localRejection(err) {
+		return breaker.Neutral
+	}
+	return breaker.Failure
+}
+
+// callerDone reports whether the caller's context of r is done. Inside a
+// rampart call the caller's context is the call's parent, so an attempt
+// timeout is told apart from the caller's own deadline; outside one, any
+// done context counts as the caller's.
+func callerDone(r *http.Request) bool {
+	ctx := r.Context()
+	if c, _ := ctx.Value(callKey{}).(*call); c != nil {
+		return c.Context.Err() != nil
+	}
+	return ctx.Err() != nil
+}
+
+// localRejection reports errors made on this side by a policy, which say
+// nothing of the node's health.
+func localRejection(err error) bool {
+	return errors.Is(err, bulkhead.ErrFull) ||
+		errors.Is(err, ratelimit.ErrLimited) ||
+		errors.Is(err, breaker.ErrOpen) ||
+		errors.Is(err, ErrNoHealthyNode) ||
+		errors.Is(err, ErrNoPartitionKey) ||
+		errors.Is(err, ErrNoTopology)
+}
+
+// Bulkhead bounds the concurrent requests to each node with a bulkhead from
+// a bulkhead.Group (see WithBulkheads), keyed by the request's URL host. A
+// request holds its slot until the next RoundTripper returns (the response
+// headers are in); a request that finds the node's bulkhead full (or its
+// queue wait over) fails with an error matching bulkhead.ErrFull, without
+// being sent.
+//
+// Create it with NewBulkhead (or BulkheadMiddleware); the zero Bulkhead is not usable.
+// Bulkhead is safe for concurrent use.
+type Bulkhead struct {
+	next  http.RoundTripper
+	group *bulkhead.Group
+}
+
+var _ http.RoundTripper = (*Bulkhead)(nil)
+
+// NewBulkhead returns the bulkhead middleware around next (nil means
+// http.DefaultTransport). Without WithBulkheads it uses a group of its own
+// with bulkhead's default config (32 concurrent requests per node, no
+// queue).
+func NewBulkhead(next http.RoundTripper, opts ...Option) *Bulkhead {
+	return newBulkhead(next, newConfig(opts))
+}
+
+func newBulkhead(next http.RoundTripper, cfg *config) *Bulkhead {
+	g := cfg.bulkheads
+	if g == nil {
+		var err error
+		g, err = bulkhead.NewGroup(bulkhead.Config{}, 0)
+		if err != nil { // the zero Config is valid
+			panic("httpmw: " + err.Error())
+		}
+	}
+	return &Bulkhead{next: ensureHTTP(next), group: g}
+}
+
+// RoundTrip takes a slot of r's node, sends r, and gives the slot back.
+func (b *Bulkhead) RoundTrip(r *http.Request) (*http.Response, error) {
+	p, err := b.group.Get(r.URL.Host).Acquire(r.Context())
+	if err != nil {
+		closeRequestBody(r)
+		rejected(r, err)
+		return nil, err
+	}
+	resp, err := b.next.RoundTrip(r)
+	p.Release()
+	return resp, err
+}
+
+// RateLimit makes every request wait for the limiter (see WithRateLimit)
+// once before it is sent: in the canonical order it sits outside the retry
+// loop, so it counts logical calls, not attempts. A request the limiter
+// rejects fails with the limiter's error (ratelimit.ErrLimited for a
+// *ratelimit.Limiter) without being sent. Without a limiter it passes every
+// request through.
+//
+// Create it with NewRateLimit (or RateLimitMiddleware); the zero RateLimit is not usable.
+// RateLimit is safe for concurrent use.
+type RateLimit struct {
+	next    http.RoundTripper
+	limiter Limiter
+}
+
+var _ http.RoundTripper = (*RateLimit)(nil)
+
+// NewRateLimit returns the rate-limit middleware around next (nil means
+// http.DefaultTransport), waiting on the limiter given with WithRateLimit.
+func NewRateLimit(next http.RoundTripper, opts ...Option) *RateLimit {
+	return newRateLimit(next, newConfig(opts))
+}
+
+func newRateLimit(next http.RoundTripper, cfg *config) *RateLimit {
+	return &RateLimit{next: ensureHTTP(next), limiter: cfg.limiter}
+}
+
+// RoundTrip waits for the limiter and sends r.
+func (l *RateLimit) RoundTrip(r *http.Request) (*http.Response, error) {
+	if l.limiter != nil {
+		if err := l.limiter.Wait(r.Context()); err != nil {
+			closeRequestBody(r)
+			rejected(r, err)
+			return nil, err
+		}
+	}
+	return l.next.RoundTrip(r)
+}

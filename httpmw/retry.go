@@ -1,0 +1,352 @@
+package httpmw
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/bulkhead"
+	"github.com/rampart-go/rampart/ratelimit"
+	"github.com/rampart-go/rampart/retry"
+	"github.com/rampart-go/rampart/sampling"
+)
+
+// Retry runs each request as a loop of attempts under a retry.Policy (see
+// WithRetry), with one retry budget per destination if WithRetryBudgets is
+// given.
+//
+// What is retried: connection errors, attempt timeouts, 5xx responses other
+// than 501, and 429; a 429 or 503 with a Retry-After header (delta-seconds
+// or HTTP-date) waits at least that long, capped by the policy's
+// MaxPushback. Other responses (2xx-4xx, 501) are returned as they are, and
+// a cancelled or expired caller context stops the loop at once.
+//
+// What may be retried: GET, HEAD, OPTIONS, TRACE, PUT and DELETE; POST,
+// PATCH and other methods only with an Idempotency-Key (or
+// X-Idempotency-Key) header or the caller's opt-in (WithWriteRetry). A
+// request that may not be retried is sent once and its response returned
+// untouched, whatever its status. WithMaxAttempts lowers the attempt count
+// per request.
+//
+// Bodies are replayed byte for byte: through GetBody when the request has
+// one, else from a buffer of at most the body limit (WithBodyLimit) filled
+// once; a larger body is sent once and not retried. A retry never sends an
+// empty body.
+//
+// Every discarded response is drained (bounded) and closed. When the loop
+// gives up, the error is the retry package's *retry.ExhaustedError
+// (matching retry.ErrExhausted when attempts or budget ran out) wrapping the
+// last cause: a transport error, or a *StatusError whose response has
+// already been drained and closed.
+//
+// The policy's AttemptTimeout is applied here rather than by the retry
+// package, so that the timeout of a successful attempt stays in force until
+// its response body is closed or read to the end, and not a moment longer.
+//
+// Create it with NewRetry (or RetryMiddleware); the zero Retry is not
+// usable. Retry is safe for concurrent use.
+type Retry struct {
+	next           http.RoundTripper
+	policy         retry.Policy // AttemptTimeout cleared: applied here
+	maxAttempts    int
+	attemptTimeout time.Duration
+	budgets        *retry.Budgets
+	bodyLimit      int64
+	now            func() time.Time
+}
+
+var _ http.RoundTripper = (*Retry)(nil)
+
+// NewRetry returns the retry middleware around next (nil means
+// http.DefaultTransport), configured by WithRetry, WithRetryBudgets,
+// WithBodyLimit and WithClock.
+func NewRetry(next http.RoundTripper, opts ...Option) *Retry {
+	return newRetry(next, newConfig(opts))
+}
+
+func newRetry(next http.RoundTripper, cfg *config) *Retry {
+	rt := &Retry{next: ensureHTTP(next), budgets: cfg.budgets, bodyLimit: cfg.bodyLimit, now: cfg.now}
+	if cfg.policy != nil {
+		rt.policy = *cfg.policy
+	}
+	rt.attemptTimeout = rt.policy.AttemptTimeout
+	rt.policy.AttemptTimeout = 0
+	rt.maxAttempts = rt.policy.MaxAttempts
+	if rt.maxAttempts <= 0 {
+		rt.maxAttempts = retry.DefaultMaxAttempts
+	}
+	rt.policy.MaxAttempts = rt.maxAttempts
+	return rt
+}
+
+// RoundTrip sends r, retrying as described on Retry.
+func (rt *Retry) RoundTrip(r *http.Request) (*http.Response, error) {
+	c := liveCall(r)
+	created := false
+	switch {
+	case c == nil:
+		c = newCall(r.Context(), r)
+		created = true
+		r = c.cur
+	case !c.owned(r):
+		r = cloneRequest(r, r.Context())
+		c.cur = r
+	}
+	resp, err := rt.roundTrip(c, r)
+	if created {
+		c.finished = true
+	}
+	return resp, err
+}
+
+func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
+	maxAttempts := rt.maxAttempts
+	if n := c.ov.maxAttempts; n > 0 && n < maxAttempts {
+		maxAttempts = n
+	}
+	if maxAttempts <= 1 || !(isIdempotent(r) || c.ov.retryWrite) {
+		return rt.single(c, r)
+	}
+
+	// Body replay: GetBody, or a bounded buffer filled once.
+	var buf []byte
+	hasBody := r.Body != nil && r.Body != http.NoBody
+	if hasBody && r.GetBody == nil {
+		b, whole, err := bufferBody(r.Body, rt.bodyLimit)
+		if err != nil {
+			_ = r.Body.Close()
+			return nil, err
+		}
+		if !whole {
+			// Too large to replay: send it once, buffered head first.
+			r.Body = &prefixBody{Reader: io.MultiReader(bytes.NewReader(b), r.Body), closer: r.Body}
+			return rt.single(c, r)
+		}
+		_ = r.Body.Close()
+		buf = b
+		r.Body = newBytesBody(buf)
+		r.GetBody = buf2GetBody(buf)
+	}
+
+	var budget *retry.Budget
+	if rt.budgets != nil {
+		budget = rt.budgets.Get(r.URL.Host)
+	}
+
+	// The request as it entered, before inner layers rewrite it in place.
+	base := *r
+	var baseURL = *r.URL
+
+	pol := &rt.policy
+	var capped retry.Policy
+	if maxAttempts != rt.maxAttempts {
+		capped = rt.policy
+		capped.MaxAttempts = maxAttempts
+		pol = &capped
+	}
+
+	var resp *http.Response
+	err := pol.DoWithBudget(c, budget, func(ctx context.Context, a retry.Attempt) error {
+		req := r
+		if a.Number > 1 {
+			req = cloneFrom(&base, &baseURL, ctx)
+			if hasBody {
+				body, err := base.GetBody()
+				if err != nil {
+					return retry.Permanent(err)
+				}
+				req.Body = body
+			}
+			c.cur = req
+			c.node, c.primaryOnly = "", false
+		}
+		var cancel context.CancelFunc
+		if rt.attemptTimeout > 0 {
+			var actx context.Context
+			actx, cancel = context.WithTimeout(ctx, rt.attemptTimeout)
+			req = req.WithContext(actx)
+			c.cur = req
+		}
+		res, err := sendAttempt(c, rt.next, req, a.Waited)
+		if err != nil {
+			if cancel != nil {
+				cancel()
+			}
+			return rt.classifyErr(c, err)
+		}
+		_, retryable := classifyStatus(res.StatusCode)
+		if !retryable {
+			if cancel != nil {
+				res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
+			}
+			resp = res
+			return nil
+		}
+		code := res.StatusCode
+		var (
+			pb   time.Duration
+			hasP bool
+		)
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			pb, hasP = retryAfter(res.Header, rt.now())
+		}
+		discard(res)
+		if cancel != nil {
+			cancel()
+		}
+		serr := statusError(code)
+		if hasP {
+			return retry.Pushback(serr, pb)
+		}
+		return serr
+	})
+	if err != nil {
+		if c.trace != nil && errors.Is(err, retry.ErrBudget) {
+			c.trace.Rejected(sampling.PolicyBudget, err)
+			if c.metrics != nil {
+				c.metrics.BudgetRefused(c.tctx, c.node, c.partition)
+			}
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// single sends r once with the attempt timeout, if any, and returns what the
+// next RoundTripper returned, a retryable status included.
+func (rt *Retry) single(c *call, r *http.Request) (*http.Response, error) {
+	if rt.attemptTimeout <= 0 {
+		return sendAttempt(c, rt.next, r, 0)
+	}
+	actx, cancel := context.WithTimeout(r.Context(), rt.attemptTimeout)
+	r = r.WithContext(actx)
+	c.cur = r
+	res, err := sendAttempt(c, rt.next, r, 0)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
+	return res, nil
+}
+
+// classifyErr turns an attempt's transport error into what the retry loop
+// needs: retryable (connection errors, attempt timeouts, a rejection by a
+// node's breaker or bulkhead when failover can pick another node) or
+// permanent (caller cancellation, local rejections, routing errors).
+func (rt *Retry) classifyErr(c *call, err error) error {
+	if c.Context.Err() != nil {
+		return retry.Permanent(err) // the caller's context: never retried
+	}
+	if !retryableError(err) {
+		return retry.Permanent(err)
+	}
+	if (errors.Is(err, breaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull)) && (c.node == "" || c.primaryOnly) {
+		// Without failover (or for a write confined to the primary) the
+		// next attempt would meet the same node: fail fast.
+		return retry.Permanent(err)
+	}
+	return err
+}
+
+// retryableError reports whether an error returned by the layers below may
+// be retried at all.
+func retryableError(err error) bool {
+	switch {
+	case errors.Is(err, ErrNoHealthyNode),
+		errors.Is(err, ErrNoPartitionKey),
+		errors.Is(err, ErrNoTopology),
+		errors.Is(err, ratelimit.ErrLimited),
+		errors.Is(err, context.Canceled):
+		return false
+	}
+	return true
+}
+
+// Preallocated status errors for the common retryable codes, so the failure
+// path does not allocate them.
+var statusErrors = func() map[int]*StatusError {
+	m := make(map[int]*StatusError)
+	for _, code := range []int{429, 500, 502, 503, 504} {
+		m[code] = &StatusError{Code: code}
+	}
+	return m
+}()
+
+func statusError(code int) error {
+	if e := statusErrors[code]; e != nil {
+		return e
+	}
+	return &StatusError{Code: code}
+}
+
+// cloneFrom returns a fresh copy of base, with its own copy of u, under ctx.
+func cloneFrom(base *http.Request, u *url.URL, ctx context.Context) *http.Request {
+	a := new(attemptReq)
+	a.req = *base.WithContext(ctx)
+	a.url = *u
+	a.req.URL = &a.url
+	return &a.req
+}
+
+// bufferBody reads body up to limit bytes. whole reports that the body
+// ended within the limit; otherwise b holds the limit+1 bytes read so far
+// and the rest is still in body.
+func bufferBody(body io.Reader, limit int64) (b []byte, whole bool, err error) {
+	b, err = io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return nil, false, err
+	}
+	return b, int64(len(b)) <= limit, nil
+}
+
+// bytesBody is a replayable request body over a buffer.
+type bytesBody struct{ bytes.Reader }
+
+func newBytesBody(b []byte) *bytesBody {
+	bb := new(bytesBody)
+	bb.Reset(b)
+	return bb
+}
+
+// Close does nothing: the buffer needs no release.
+func (*bytesBody) Close() error { return nil }
+
+func buf2GetBody(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return newBytesBody(b), nil }
+}
+
+// prefixBody is a body made of a buffered head and the unread rest of the
+// caller's body, which it closes.
+type prefixBody struct {
+	io.Reader
+	closer io.Closer
+}
+
+func (p *prefixBody) Close() error { return p.closer.Close() }
+
+// cancelBody releases an attempt's timeout when the response body is closed
+// or read to its end.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.cancel()
+	}
+	return n, err
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}

@@ -1,0 +1,256 @@
+package httpmw
+
+import (
+	"errors"
+	"net/http"
+	"time"
+	"unsafe"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/bulkhead"
+	"github.com/rampart-go/rampart/ratelimit"
+	"github.com/rampart-go/rampart/sampling"
+)
+
+type tracerConfig struct {
+	t *sampling.Tracer
+}
+
+// WithTracer makes the tracing middleware (and the preset) trace and
+// measure calls with t: one sampling decision per logical call, every
+// attempt a span (exported when the call is sampled or saw an error), a W3C
+// traceparent on every attempt. A nil t is ignored; the preset has no
+// tracing without it.
+func WithTracer(t *sampling.Tracer) Option {
+	return func(c *config) {
+		if t != nil {
+			c.tracer = &tracerConfig{t: t}
+		}
+	}
+}
+
+// Tracing starts one sampling.Call per logical call (see WithTracer). Each
+// attempt is recorded with the node it went to and its outcome, and carries
+// a traceparent header on a clone of the request's header (the caller's
+// header map is never modified). In the canonical order the retry layer
+// below starts the attempts (after asking failover for the node); without a
+// retry layer below, Tracing makes the single attempt itself.
+//
+// Span and metric attributes are the method, node, partition, attempt
+// number, outcome and status code: never the URL, its query, or a header
+// value. The sampling package's pooled contexts never reach the requests
+// sent, so resp.Request and its context stay valid for the caller.
+//
+// Create it with NewTracing (or TracingMiddleware); the zero Tracing is not
+// usable. Tracing is safe for concurrent use.
+type Tracing struct {
+	next       http.RoundTripper
+	tracer     *sampling.Tracer
+	retryBelow bool
+	plainTP    bool // the tracer propagates W3C trace context only
+}
+
+var _ http.RoundTripper = (*Tracing)(nil)
+
+// NewTracing returns the tracing middleware around next (nil means
+// http.DefaultTransport), tracing with the tracer given by WithTracer (a
+// nil tracer traces nothing).
+func NewTracing(next http.RoundTripper, opts ...Option) *Tracing {
+	return newTracing(next, newConfig(opts))
+}
+
+func newTracing(next http.RoundTripper, cfg *config) *Tracing {
+	t := &Tracing{next: ensureHTTP(next)}
+	if cfg.tracer != nil {
+		t.tracer = cfg.tracer.t
+		_, t.plainTP = t.tracer.Propagator().(propagation.TraceContext)
+	}
+	t.retryBelow = retryBelow(t.next)
+	return t
+}
+
+// TracingMiddleware returns NewTracing bound to opts, for Chain.
+func TracingMiddleware(opts ...Option) Middleware {
+	cfg := newConfig(opts)
+	return func(next http.RoundTripper) http.RoundTripper { return newTracing(next, cfg) }
+}
+
+// retryBelow reports whether a Retry layer, which starts the attempts, sits
+// below next's rate-limit layers.
+func retryBelow(next http.RoundTripper) bool {
+	for {
+		switch n := next.(type) {
+		case *RateLimit:
+			next = n.next
+		case *Retry:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// RoundTrip traces r as one logical call.
+func (t *Tracing) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.tracer == nil {
+		return t.next.RoundTrip(r)
+	}
+	sctx, sc := t.tracer.Start(r.Context(), spanName(r.Method), trace.SpanKindClient)
+	c := liveCall(r)
+	created := false
+	switch {
+	case c == nil:
+		c = newCall(r.Context(), r)
+		created = true
+		r = c.cur
+	case !c.owned(r):
+		r = cloneRequest(r, r.Context())
+		c.cur = r
+	}
+	prevTrace, prevCtx, prevMetrics, prevTP := c.trace, c.tctx, c.metrics, c.plainTP
+	c.trace, c.tctx, c.metrics, c.plainTP = sc, sctx, t.tracer.Metrics(), t.plainTP
+	var (
+		resp *http.Response
+		err  error
+	)
+	if t.retryBelow {
+		resp, err = t.next.RoundTrip(r)
+	} else {
+		resp, err = sendAttempt(c, t.next, r, 0)
+	}
+	if c.attOpen { // a layer below left it open
+		c.endAttempt(resp, err, 0)
+	}
+	sc.End(err)
+	c.trace, c.tctx, c.metrics, c.plainTP = prevTrace, prevCtx, prevMetrics, prevTP
+	if created {
+		c.finished = true
+	}
+	return resp, err
+}
+
+// spanName is the low-cardinality name of a call: its method when standard.
+func spanName(method string) string {
+	switch method {
+	case "", http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "HTTP"
+}
+
+// sendAttempt sends one attempt of the call through next, recording it as a
+// sampling attempt when the call is traced. When next is a Failover layer,
+// the request is routed first so that the attempt knows its node.
+func sendAttempt(c *call, next http.RoundTripper, r *http.Request, waited time.Duration) (*http.Response, error) {
+	if c.trace == nil || c.attOpen {
+		return next.RoundTrip(r)
+	}
+	send := next
+	if f, ok := next.(*Failover); ok {
+		if s := f.service(r); s != nil {
+			if err := f.route(s, c, r); err != nil {
+				c.trace.Rejected(sampling.PolicyFailover, err)
+				return nil, err
+			}
+			send = f.next
+		}
+	}
+	r = c.beginAttempt(r)
+	resp, err := send.RoundTrip(r)
+	c.endAttempt(resp, err, waited)
+	return resp, err
+}
+
+const traceparentKey = "Traceparent"
+
+// beginAttempt starts the sampling attempt for r, which the call owns, and
+// puts its traceparent on a clone of r's header.
+func (c *call) beginAttempt(r *http.Request) *http.Request {
+	_, a := c.trace.StartAttempt(c.tctx, r.URL.Host, c.partition)
+	c.att, c.attOpen = a, true
+	if !c.owned(r) {
+		r = cloneRequest(r, r.Context())
+		c.cur = r
+	}
+	h := make(http.Header, len(r.Header)+1)
+	for k, v := range r.Header {
+		h[k] = v // value slices are shared read-only, never appended to
+	}
+	if c.plainTP {
+		if !c.tpUsed {
+			// The call's own buffer backs the first attempt's value: it
+			// is written once and never reused, so no copy is needed.
+			c.tpUsed = true
+			tp := a.AppendTraceparent(c.tpBuf[:0])
+			c.tpVal[0] = unsafe.String(unsafe.SliceData(tp), len(tp))
+			h[traceparentKey] = c.tpVal[:]
+		} else {
+			var buf [64]byte
+			h[traceparentKey] = []string{string(a.AppendTraceparent(buf[:0]))}
+		}
+	} else {
+		delete(h, traceparentKey)
+		a.Inject(c.tctx, propagation.HeaderCarrier(h))
+	}
+	r.Header = h
+	return r
+}
+
+// endAttempt ends the open sampling attempt with the outcome of resp, err.
+func (c *call) endAttempt(resp *http.Response, err error, waited time.Duration) {
+	if !c.attOpen {
+		return
+	}
+	c.attOpen = false
+	var o sampling.Outcome
+	switch {
+	case err == nil:
+		switch oc, _ := classifyStatus(resp.StatusCode); {
+		case oc == outcomeFailure:
+			o = sampling.Failure
+		case resp.StatusCode >= 400 || resp.StatusCode == http.StatusNotImplemented:
+			o = sampling.Neutral
+		default:
+			o = sampling.Success
+		}
+	case c.Context.Err() != nil:
+		o = sampling.Canceled
+	case localRejection(err):
+		o = sampling.Rejected
+	default:
+		o = sampling.Failure
+	}
+	c.att.End(o, err, waited)
+}
+
+// rejected tells the call's tracer, if any, that policy p refused r.
+func rejected(r *http.Request, err error) {
+	c, _ := r.Context().Value(callKey{}).(*call)
+	if c == nil || c.trace == nil {
+		return
+	}
+	var p sampling.Policy
+	switch {
+	case errors.Is(err, breaker.ErrOpen):
+		p = sampling.PolicyBreaker
+	case errors.Is(err, bulkhead.ErrFull):
+		p = sampling.PolicyBulkhead
+		if c.metrics != nil {
+			c.metrics.BulkheadRejected(c.tctx, r.URL.Host)
+		}
+	case errors.Is(err, ratelimit.ErrLimited):
+		p = sampling.PolicyRateLimit
+		if c.metrics != nil {
+			c.metrics.RateLimited(c.tctx, "")
+		}
+	default:
+		return
+	}
+	c.trace.Rejected(p, err)
+}
