@@ -30,8 +30,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "drill":
-		fmt.Fprintln(stdout, "rampart drill: not built yet")
-		return 0
+		return runDrillCmd(ctx, args[1:], stdout, stderr)
 	case "topology":
 		return runTopology(ctx, args[1:], stdout, stderr)
 	default:

@@ -43,6 +43,7 @@ type Result struct {
 	EpochChanges         int64    `json:"epoch_changes"`
 	AttemptTimeoutMs     float64  `json:"attempt_timeout_ms"`
 	MaxBackoffMs         float64  `json:"max_backoff_ms"`
+	Checks               []Check  `json:"checks"`
 	Timeline             []Tick   `json:"timeline,omitempty"`
 	Nodes                []string `json:"nodes,omitempty"`
 }

@@ -57,7 +57,7 @@ func lineChart(title, unit string, ss []series, yMin, yMax float64) string {
 	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">`,
+	fmt.Fprintf(&b, `<svg class="chart" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">`,
 		chartW, chartH, chartW, chartH, html.EscapeString(title))
 	fmt.Fprintf(&b, `<text x="%d" y="18" class="title">%s</text>`, marginL, html.EscapeString(title))
 	// axes and grid
@@ -99,7 +99,7 @@ func stateStrip(title string, nodes []string, states [][]int, seconds float64) s
 	rowH := 16
 	h := marginT + len(nodes)*rowH + marginB
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">`,
+	fmt.Fprintf(&b, `<svg class="chart" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">`,
 		chartW+60, h, chartW+60, h, html.EscapeString(title))
 	fmt.Fprintf(&b, `<text x="%d" y="18" class="title">%s</text>`, marginL+60, html.EscapeString(title))
 	colors := [...]string{"#cfe8cf", "#ffd27f", "#e45756"}

@@ -1,0 +1,41 @@
+package main
+
+import "fmt"
+
+// Check is one invariant the drill holds a scenario's figures to.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// writeDeadlineSlackMs is how far past its deadline a write may return and
+// still count as "no longer than its deadline": the scheduler's wake-up, not
+// a wait the client chose.
+const writeDeadlineSlackMs = 20
+
+// check holds r to the invariants every scenario must meet and to its own.
+func check(r Result) []Check {
+	var cs []Check
+	add := func(name string, ok bool, format string, args ...any) {
+		cs = append(cs, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
+	}
+	add("failed_calls == error_spans", r.FailedCalls == r.ErrorSpans, "%d failed calls, %d error spans", r.FailedCalls, r.ErrorSpans)
+	add("body_mismatches == 0", r.BodyMismatches == 0, "%d", r.BodyMismatches)
+	add("leaked_goroutines == 0", r.LeakedGoroutines == 0, "%d", r.LeakedGoroutines)
+	switch r.Scenario {
+	case "primary-crash":
+		add("read_availability >= 0.999", r.ReadAvailability >= 0.999, "%.5f", r.ReadAvailability)
+		add("no write waits past its deadline", r.MaxWriteOverDeadline <= writeDeadlineSlackMs,
+			"worst %.1f ms past (slack %d ms)", r.MaxWriteOverDeadline, writeDeadlineSlackMs)
+	case "brownout":
+		add("read_availability >= 0.995", r.ReadAvailability >= 0.995, "%.5f", r.ReadAvailability)
+	case "outage-recovery":
+		add("attempts_per_call during outage <= 1.2", r.AttemptsPerCallFault <= 1.2, "%.3f", r.AttemptsPerCallFault)
+		add("probes in half-open <= cap", r.MaxProbesInHalfOpen <= r.ProbeCap, "max %d, cap %d", r.MaxProbesInHalfOpen, r.ProbeCap)
+	case "slow-node":
+		bound := 2*r.AttemptTimeoutMs + r.MaxBackoffMs + 50
+		add("read p99 <= 2 attempt timeouts + backoff cap + 50ms", r.ReadP99ms <= bound, "p99 %.1f ms, bound %.0f ms", r.ReadP99ms, bound)
+	}
+	return cs
+}
