@@ -1,12 +1,7 @@
-//go:build failsafebench
-
-// The comparison with failsafe-go needs modules that go.sum does not list
-// (failsafe-go's internal/util imports github.com/bits-and-blooms/bitset and
-// github.com/influxdata/tdigest). Run it without touching the repository's
-// go.mod/go.sum through a scratch copy:
+// The peer of the preset's benchmarks: failsafe-go's failsafehttp with
+// retry, circuit breaker, bulkhead and rate limiter.
 //
-//	cp go.mod go.sum /tmp/fsb/ && GOFLAGS=-mod=mod go test -modfile=/tmp/fsb/go.mod \
-//	    -tags failsafebench -run '^$' -bench . ./httpmw/
+//	go test -run '^$' -bench . -benchmem -count=6 ./httpmw/ | benchstat -
 
 package httpmw_test
 

@@ -65,16 +65,14 @@ func rampartPreset(tb testing.TB, next http.RoundTripper, node string, port int,
 	)
 }
 
-// failsafePreset is set by bench_failsafe_test.go (build tag
-// failsafebench): failsafehttp with retry, circuit breaker, bulkhead and rate
-// limiter. The tag exists because go.sum lacks failsafe-go's internal
-// dependencies (bits-and-blooms/bitset); see that file.
+// failsafePreset is set by bench_failsafe_test.go: failsafehttp with retry,
+// circuit breaker, bulkhead and rate limiter.
 var failsafePreset func(next http.RoundTripper, breakerTrips uint) http.RoundTripper
 
 func runFailsafe(b *testing.B, next http.RoundTripper, trips uint, url string, wantErr bool) {
 	b.Run("failsafe", func(b *testing.B) {
 		if failsafePreset == nil {
-			b.Skip("build with -tags failsafebench to compare with failsafe-go")
+			b.Skip("failsafe-go peer not linked in")
 		}
 		benchRT(b, failsafePreset(next, trips), url, wantErr)
 	})
