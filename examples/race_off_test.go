@@ -1,0 +1,6 @@
+//go:build !race
+
+package examples_test
+
+// raceEnabled makes the test build the examples with -race too.
+const raceEnabled = false
