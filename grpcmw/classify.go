@@ -60,7 +60,7 @@ func classify(callerCtx, attemptCtx context.Context, err error, trailer metadata
 	case codes.Unavailable:
 		return verdict{outcome: outcomeFailure, retry: true}
 	case codes.DeadlineExceeded:
-		return verdict{outcome: outcomeFailure, retry: attemptCtx != nil && attemptCtx.Err() != nil}
+		return verdict{outcome: outcomeFailure, retry: attemptTimedOut(attemptCtx)}
 	case codes.ResourceExhausted:
 		d, ok := parsePushback(trailer)
 		if !ok || d < 0 {
@@ -75,6 +75,27 @@ func classify(callerCtx, attemptCtx context.Context, err error, trailer metadata
 	default:
 		return verdict{outcome: outcomeSuccess}
 	}
+}
+
+// deadlineSlack is how close to its deadline an attempt may be and still
+// count as timed out. The server learns the attempt's deadline from the
+// grpc-timeout header and enforces it on its own clock, so its
+// DeadlineExceeded (RST_STREAM CANCEL) can reach the client a moment before
+// the client's own timer fires.
+const deadlineSlack = 10 * time.Millisecond
+
+// attemptTimedOut reports whether the attempt's own deadline has passed, or
+// is about to: a DeadlineExceeded then comes from the attempt timeout and is
+// retryable.
+func attemptTimedOut(attemptCtx context.Context) bool {
+	if attemptCtx == nil {
+		return false
+	}
+	if attemptCtx.Err() != nil {
+		return true
+	}
+	dl, ok := attemptCtx.Deadline()
+	return ok && time.Until(dl) <= deadlineSlack
 }
 
 // parsePushback reads the grpc-retry-pushback-ms trailer. ok is false when

@@ -20,6 +20,10 @@ func TestClassify(t *testing.T) {
 	alive := context.Background()
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
+	// An attempt whose deadline is a millisecond away: the server enforced
+	// it first.
+	nearlyDue, cancelDue := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancelDue()
 	pb := func(v string) metadata.MD { return metadata.Pairs(PushbackHeader, v) }
 	tests := []struct {
 		name     string
@@ -39,6 +43,7 @@ func TestClassify(t *testing.T) {
 		{"data loss", alive, nil, status.Error(codes.DataLoss, "x"), nil, outcomeFailure, false, 0, false},
 		{"server deadline", alive, alive, status.Error(codes.DeadlineExceeded, "x"), nil, outcomeFailure, false, 0, false},
 		{"attempt timeout", alive, cancelled, status.Error(codes.DeadlineExceeded, "x"), nil, outcomeFailure, true, 0, false},
+		{"attempt deadline enforced by the server first", alive, nearlyDue, status.Error(codes.DeadlineExceeded, "x"), nil, outcomeFailure, true, 0, false},
 		{"invalid argument", alive, nil, status.Error(codes.InvalidArgument, "x"), nil, outcomeSuccess, false, 0, false},
 		{"not found", alive, nil, status.Error(codes.NotFound, "x"), nil, outcomeSuccess, false, 0, false},
 		{"exhausted no pushback", alive, nil, status.Error(codes.ResourceExhausted, "x"), nil, outcomeNeutral, false, 0, false},
