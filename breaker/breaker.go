@@ -213,8 +213,8 @@ type Settings struct {
 
 	// OnStateChange, if not nil, is called with every state change. It is
 	// never called under the breaker's lock: it runs on the goroutine whose
-	// call (Allow, done, Execute or State) caused the change, after the
-	// lock is released and before that call returns. Events of one breaker
+	// call (Allow or Admit, done or Ticket.Done, Execute or State) caused
+	// the change, after the lock is released and before that call returns. Events of one breaker
 	// are delivered one at a time, in order; the callback may call the
 	// breaker's methods. In a Group the callback is shared by all breakers
 	// and must be safe for concurrent use.
@@ -234,8 +234,9 @@ const (
 // Breaker is a circuit breaker for one node. Create it with [New]; the zero
 // Breaker is not usable.
 //
-// Middleware wants [Breaker.Allow], which admits a call and returns the done
-// function that records its outcome; [Breaker.Execute] wraps a function.
+// Middleware wants [Breaker.Admit], which admits a call and returns the
+// [Ticket] that records its outcome ([Breaker.Allow] is its closure form);
+// [Breaker.Execute] wraps a function.
 // [Breaker.State] is cheap and suits a failover step that skips open nodes.
 //
 // A Breaker is safe for concurrent use.
@@ -392,16 +393,58 @@ func (b *Breaker) Counts() Counts { return fromGobreaker(b.cb.Counts()) }
 // is a bug. If the breaker rejects the call, done is nil and err is an
 // [*OpenError] matching [ErrOpen].
 //
-// Allow is what middleware wants; see [Breaker.Execute] for the wrapping
-// form. A rejection allocates nothing. An admitted call costs two small
-// allocations: gobreaker's own done closure (48 bytes), which its two-step
-// API cannot avoid, and the 24-byte closure that maps an Outcome onto it.
+// Allow is the closure form of [Breaker.Admit], which middleware should
+// prefer: it costs one allocation less. A rejection allocates nothing. An
+// admitted call costs two small allocations: gobreaker's own done closure
+// (48 bytes), which its two-step API cannot avoid, and the 24-byte closure
+// that maps an Outcome onto it.
 func (b *Breaker) Allow() (done func(Outcome), err error) {
-	gdone, err := b.admit()
+	t, err := b.Admit()
 	if err != nil {
 		return nil, err
 	}
-	return func(o Outcome) { b.done(gdone, o) }, nil
+	return t.Done, nil
+}
+
+// Ticket is the admission of one call by [Breaker.Admit]: the caller reports
+// the call's outcome with [Ticket.Done].
+//
+// A Ticket is a small value: copy it freely, but call Done once per
+// admission, on one copy. A Ticket carries no state of its own to tell a
+// second Done apart from the first, so a second Done (on the Ticket or on a
+// copy) records the outcome again, as if another call had ended; like a
+// second call of Allow's done, it is a bug. The zero Ticket admits nothing
+// and its Done does nothing.
+type Ticket struct {
+	b     *Breaker
+	gdone func(error)
+}
+
+// Done records the outcome o of the admitted call (see [Outcome]). A
+// half-open probe whose Done is never called holds its slot for good. Done
+// allocates nothing; on the zero Ticket it does nothing.
+func (t Ticket) Done(o Outcome) {
+	if t.b == nil {
+		return
+	}
+	t.b.done(t.gdone, o)
+}
+
+// Admit asks the breaker to admit one call, like [Breaker.Allow], and
+// returns the admission as a [Ticket] value instead of a closure. If the
+// breaker admits the call, the caller must call [Ticket.Done] once with the
+// call's outcome. If it rejects the call, the Ticket is the zero Ticket and
+// err is an [*OpenError] matching [ErrOpen].
+//
+// A rejection allocates nothing; an admitted call costs one allocation,
+// gobreaker's own done closure (48 bytes), which its two-step API cannot
+// avoid.
+func (b *Breaker) Admit() (Ticket, error) {
+	gdone, err := b.admit()
+	if err != nil {
+		return Ticket{}, err
+	}
+	return Ticket{b: b, gdone: gdone}, nil
 }
 
 // admit is Allow without the Outcome wrapper: it returns gobreaker's done.

@@ -290,12 +290,12 @@ func nodeOf(ctx context.Context, cc *grpc.ClientConn) string {
 func UnaryBreaker(g *breaker.Group) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		node := nodeOf(ctx, cc)
-		done, err := g.Get(node).Allow()
+		tk, err := g.Get(node).Admit()
 		if err != nil {
 			return &Error{Code: codes.Unavailable, Node: node, Err: err}
 		}
 		err = invoker(ctx, method, req, reply, cc, opts...)
-		done(breakerOutcome(ctx, err))
+		tk.Done(breakerOutcome(ctx, err))
 		return err
 	}
 }

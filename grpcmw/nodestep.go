@@ -28,10 +28,10 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 		}
 	}
 	node := nodeOf(ctx, cc)
-	var done func(breaker.Outcome)
+	var tk breaker.Ticket // the zero Ticket's Done does nothing
 	if s.breakers != nil {
 		var err error
-		if done, err = s.breakers.Get(node).Allow(); err != nil {
+		if tk, err = s.breakers.Get(node).Admit(); err != nil {
 			return &Error{Code: codes.Unavailable, Node: node, Err: err}
 		}
 	}
@@ -40,16 +40,16 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 		var err error
 		if permit, err = s.bulk.Get(node).Acquire(ctx); err != nil {
 			err = wrapErr(err, codes.ResourceExhausted, node)
-			if done != nil {
-				done(breakerOutcome(ctx, err))
+			if s.breakers != nil {
+				tk.Done(breakerOutcome(ctx, err))
 			}
 			return err
 		}
 	}
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	permit.Release()
-	if done != nil {
-		done(breakerOutcome(ctx, err))
+	if s.breakers != nil {
+		tk.Done(breakerOutcome(ctx, err))
 	}
 	return err
 }

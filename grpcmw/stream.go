@@ -73,16 +73,16 @@ func (s *endStream) SendMsg(m any) error {
 func StreamBreaker(g *breaker.Group) grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		node := nodeOf(ctx, cc)
-		done, err := g.Get(node).Allow()
+		tk, err := g.Get(node).Admit()
 		if err != nil {
 			return nil, &Error{Code: codes.Unavailable, Node: node, Err: err}
 		}
 		cs, err := streamer(ctx, desc, cc, method, opts...)
 		if err != nil {
-			done(breakerOutcome(ctx, err))
+			tk.Done(breakerOutcome(ctx, err))
 			return nil, err
 		}
-		return newEndStream(ctx, cs, true, func(err error) { done(breakerOutcome(ctx, err)) }), nil
+		return newEndStream(ctx, cs, true, func(err error) { tk.Done(breakerOutcome(ctx, err)) }), nil
 	}
 }
 

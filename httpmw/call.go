@@ -114,15 +114,12 @@ type call struct {
 	req http.Request // storage of the first attempt's request
 	url url.URL      // storage of its URL
 
-	ov       overrides
-	finished bool // the creating layer has returned; the call is over
+	ov overrides
 
 	// Failover's memory of this call: the nodes already tried, in order.
 	tried  [maxTried]string
 	ntried int
 	node   string // the node of the current attempt, "" if not routed
-
-	primaryOnly bool // the current attempt is a write confined to the primary
 
 	// The breaker failover last looked up, for the breaker layer.
 	br      *breaker.Breaker // named by its node
@@ -136,11 +133,14 @@ type call struct {
 	tctx    context.Context
 	metrics *sampling.Metrics
 	att     sampling.Attempt
+	tpVal   [1]string // the first attempt's traceparent header value
+	tpBuf   [55]byte  // backs tpVal[0]; written once per call
 	attOpen bool
 	plainTP bool
 	tpUsed  bool
-	tpBuf   [56]byte  // backs tpVal[0]; written once per call
-	tpVal   [1]string // the first attempt's traceparent header value
+
+	finished    bool // the creating layer has returned; the call is over
+	primaryOnly bool // the current attempt is a write confined to the primary
 }
 
 // Value answers the call's own key and defers to the parent otherwise.

@@ -37,6 +37,18 @@ type StatusError struct {
 // Error returns "httpmw: retryable status NNN". It never contains the URL,
 // the query or a header value.
 func (e *StatusError) Error() string {
+	switch e.Code { // the common codes' texts, without allocating
+	case 429:
+		return "httpmw: retryable status 429"
+	case 500:
+		return "httpmw: retryable status 500"
+	case 502:
+		return "httpmw: retryable status 502"
+	case 503:
+		return "httpmw: retryable status 503"
+	case 504:
+		return "httpmw: retryable status 504"
+	}
 	return "httpmw: retryable status " + strconv.Itoa(e.Code)
 }
 

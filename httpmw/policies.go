@@ -52,14 +52,14 @@ func (b *Breaker) Group() *breaker.Group { return b.group }
 // RoundTrip admits r through its node's breaker, sends it, and records the
 // outcome.
 func (b *Breaker) RoundTrip(r *http.Request) (*http.Response, error) {
-	done, err := b.breakerFor(r).Allow()
+	tk, err := b.breakerFor(r).Admit()
 	if err != nil {
 		closeRequestBody(r)
 		rejected(r, err)
 		return nil, err
 	}
 	resp, err := b.next.RoundTrip(r)
-	done(breakerOutcome(r, resp, err))
+	tk.Done(breakerOutcome(r, resp, err))
 	return resp, err
 }
 

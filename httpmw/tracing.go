@@ -169,6 +169,13 @@ func sendAttempt(c *call, next http.RoundTripper, r *http.Request, waited time.D
 
 const traceparentKey = "Traceparent"
 
+// traceparentVal is the traceparent header value of a retry, with the
+// bytes behind it; it is written once and never reused.
+type traceparentVal struct {
+	val [1]string
+	buf [55]byte
+}
+
 // beginAttempt starts the sampling attempt for r, which the call owns, and
 // puts its traceparent on a clone of r's header.
 func (c *call) beginAttempt(r *http.Request) *http.Request {
@@ -191,8 +198,11 @@ func (c *call) beginAttempt(r *http.Request) *http.Request {
 			c.tpVal[0] = unsafe.String(unsafe.SliceData(tp), len(tp))
 			h[traceparentKey] = c.tpVal[:]
 		} else {
-			var buf [64]byte
-			h[traceparentKey] = []string{string(a.AppendTraceparent(buf[:0]))}
+			// A retry's value and its bytes share one allocation.
+			tp := new(traceparentVal)
+			b := a.AppendTraceparent(tp.buf[:0])
+			tp.val[0] = unsafe.String(unsafe.SliceData(b), len(b))
+			h[traceparentKey] = tp.val[:]
 		}
 	} else {
 		delete(h, traceparentKey)

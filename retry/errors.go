@@ -75,7 +75,10 @@ func (e *ExhaustedError) Is(target error) bool {
 
 // retryabler is the interface an error (anywhere in its chain) implements to
 // say whether it may be retried.
-type retryabler interface{ Retryable() bool }
+type retryabler interface {
+	error
+	Retryable() bool
+}
 
 // Permanent wraps err so that Do does not retry it; Do returns err itself.
 // Permanent(nil) is nil.
@@ -116,12 +119,12 @@ func (e *pushbackError) Retryable() bool { return e.d >= 0 }
 // classify reports whether err may be retried and the server pushback, if
 // any (hasPB false when no Pushback wraps err).
 func classify(err error) (retryable bool, pushback time.Duration, hasPB bool) {
-	var r retryabler
-	if errors.As(err, &r) && !r.Retryable() {
+	// errors.AsType, unlike errors.As, lets no target escape: classifying
+	// a failed attempt allocates nothing.
+	if r, ok := errors.AsType[retryabler](err); ok && !r.Retryable() {
 		return false, 0, false
 	}
-	var pb *pushbackError
-	if errors.As(err, &pb) && pb.d >= 0 {
+	if pb, ok := errors.AsType[*pushbackError](err); ok && pb.d >= 0 {
 		return true, pb.d, true
 	}
 	return true, 0, false

@@ -58,11 +58,18 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
 // needs has been built (the first measurement of each combination). A node
 // of "" or a partition < 0 leaves that attribute out.
 //
+// The two counters recorded for every call, rampart.calls and
+// rampart.attempts, are asynchronous (observable) counters: a measurement is
+// one atomic addition to a total kept per attribute set, and the totals are
+// reported when the reader collects. They carry no exemplars; the exemplars
+// of a call are on rampart.call.duration, whose count also equals the number
+// of calls. Every other instrument is synchronous.
+//
 // Instruments (unit in brackets):
 //
-//	rampart.calls                      counter    outcome, policy
+//	rampart.calls                      counter    outcome, policy (observable)
 //	rampart.call.duration              histogram  [s] outcome, policy
-//	rampart.attempts                   counter    node, partition, outcome
+//	rampart.attempts                   counter    node, partition, outcome (observable)
 //	rampart.retries                    counter    node, partition
 //	rampart.retry_budget.refusals      counter    node, partition
 //	rampart.breaker.state              gauge      node (0 closed, 1 half-open, 2 open)
@@ -75,7 +82,8 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
 //
 // Create one with [NewMetrics]. A Metrics is safe for concurrent use.
 type Metrics struct {
-	calls, attempts, retries, budget    metric.Int64Counter
+	calls, attempts                     metric.Int64ObservableCounter
+	retries, budget                     metric.Int64Counter
 	transitions, bhRejected, rlRejected metric.Int64Counter
 	failovers                           metric.Int64Counter
 	breakerState                        metric.Int64Gauge
@@ -107,15 +115,20 @@ const (
 )
 
 // measureOpts are the pre-built option slices for one attribute set, passed
-// with ... so that recording allocates nothing.
+// with ... so that recording allocates nothing, and the totals of the
+// observable counters for that set.
 type measureOpts struct {
-	add    []metric.AddOption
-	record []metric.RecordOption
+	add     []metric.AddOption
+	record  []metric.RecordOption
+	observe []metric.ObserveOption
+
+	calls    atomic.Int64 // rampart.calls
+	attempts atomic.Int64 // rampart.attempts
 }
 
 func newMeasureOpts(set attribute.Set) *measureOpts {
 	o := metric.WithAttributeSet(set)
-	return &measureOpts{add: []metric.AddOption{o}, record: []metric.RecordOption{o}}
+	return &measureOpts{add: []metric.AddOption{o}, record: []metric.RecordOption{o}, observe: []metric.ObserveOption{o}}
 }
 
 // NewMetrics creates the instruments on a meter of mp named [ScopeName]
@@ -144,9 +157,17 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		}
 		return h
 	}
+	observable := func(name, desc string) metric.Int64ObservableCounter {
+		c, err := mt.Int64ObservableCounter(name, metric.WithDescription(desc))
+		errs = append(errs, err)
+		if c == nil {
+			return noop.Int64ObservableCounter{}
+		}
+		return c
+	}
 	m := &Metrics{
-		calls:        counter("rampart.calls", "Logical calls, by outcome."),
-		attempts:     counter("rampart.attempts", "Attempts sent to nodes, by outcome."),
+		calls:        observable("rampart.calls", "Logical calls, by outcome."),
+		attempts:     observable("rampart.attempts", "Attempts sent to nodes, by outcome."),
 		retries:      counter("rampart.retries", "Attempts after the first of a call."),
 		budget:       counter("rampart.retry_budget.refusals", "Retries refused by the retry budget."),
 		transitions:  counter("rampart.breaker.transitions", "Circuit breaker state changes."),
@@ -172,7 +193,32 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 			m.callOpts[o][p] = newMeasureOpts(policyKey(attrKey{mask: mOutcome, outcome: Outcome(o)}, Policy(p)).set())
 		}
 	}
+	_, err = mt.RegisterCallback(m.observe, m.calls, m.attempts)
+	errs = append(errs, err)
 	return m, errors.Join(errs...)
+}
+
+// observe reports the totals of the observable counters, for every
+// attribute set that has counted something.
+func (m *Metrics) observe(_ context.Context, ob metric.Observer) error {
+	report := func(o *measureOpts) {
+		if n := o.calls.Load(); n > 0 {
+			ob.ObserveInt64(m.calls, n, o.observe...)
+		}
+		if n := o.attempts.Load(); n > 0 {
+			ob.ObserveInt64(m.attempts, n, o.observe...)
+		}
+	}
+	for i := range m.callOpts {
+		for _, o := range m.callOpts[i] {
+			report(o)
+		}
+	}
+	for _, o := range *m.sets.Load() {
+		report(o)
+	}
+	report(m.overflow)
+	return nil
 }
 
 // opts returns the cached options for k, building them on first use.
@@ -276,9 +322,8 @@ func (m *Metrics) Call(ctx context.Context, outcome Outcome, policy Policy, d ti
 	} else {
 		o = m.opts(policyKey(attrKey{mask: mOutcome, outcome: outcome}, policy))
 	}
-	ctx = ctxOr(ctx)
-	m.calls.Add(ctx, 1, o.add...)
-	m.callDuration.Record(ctx, d.Seconds(), o.record...)
+	o.calls.Add(1)
+	m.callDuration.Record(ctxOr(ctx), d.Seconds(), o.record...)
 }
 
 // Attempt records one attempt on node and partition with its outcome.
@@ -287,7 +332,7 @@ func (m *Metrics) Attempt(ctx context.Context, node string, partition int, outco
 	if m == nil {
 		return
 	}
-	m.attempts.Add(ctxOr(ctx), 1, m.opts(attemptAttrKey(node, partition, outcome)).add...)
+	m.opts(attemptAttrKey(node, partition, outcome)).attempts.Add(1)
 }
 
 // Retry records one retry (an attempt after the first) on node and

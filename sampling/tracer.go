@@ -291,6 +291,10 @@ type Call struct {
 	// (pooled) Call; they survive reuse, as they belong to t.metrics.
 	mKey  attrKey
 	mOpts *measureOpts
+	// Option slices export passes to the tracer, kept here so that each
+	// span it builds does not allocate them; cleared after use.
+	startOpts [3]trace.SpanStartOption
+	endOpts   [1]trace.SpanEndOption
 }
 
 // indexedAttr is an attribute of the call (n == 0) or of attempt n.
@@ -534,7 +538,12 @@ func (c *Call) recAt(i int) *attemptRec {
 }
 
 func (c *Call) attemptStartAttrs(r *attemptRec) []attribute.KeyValue {
-	kv := make([]attribute.KeyValue, 0, 6)
+	return c.appendAttemptStartAttrs(make([]attribute.KeyValue, 0, 6), r)
+}
+
+// appendAttemptStartAttrs appends the attributes an attempt span starts
+// with to kv.
+func (c *Call) appendAttemptStartAttrs(kv []attribute.KeyValue, r *attemptRec) []attribute.KeyValue {
 	host, port := splitNode(r.node)
 	if host != "" {
 		kv = append(kv, AttrServerAddress.String(host))
@@ -553,7 +562,13 @@ func (c *Call) attemptStartAttrs(r *attemptRec) []attribute.KeyValue {
 }
 
 func (c *Call) attemptEndAttrs(r *attemptRec) []attribute.KeyValue {
-	kv := []attribute.KeyValue{AttrOutcome.String(r.outcome.String())}
+	return appendAttemptEndAttrs(make([]attribute.KeyValue, 0, 2), r)
+}
+
+// appendAttemptEndAttrs appends the attributes an attempt span ends with to
+// kv.
+func appendAttemptEndAttrs(kv []attribute.KeyValue, r *attemptRec) []attribute.KeyValue {
+	kv = append(kv, AttrOutcome.String(r.outcome.String()))
 	if r.backoff > 0 {
 		kv = append(kv, AttrBackoffMS.Float64(float64(r.backoff)/float64(time.Millisecond)))
 	}
@@ -667,7 +682,7 @@ func (c *Call) endAttempt(r *attemptRec, outcome Outcome, err error, backoff tim
 		if c.mOpts == nil || c.mKey != k {
 			c.mKey, c.mOpts = k, m.opts(k)
 		}
-		m.attempts.Add(&r.ctx, 1, c.mOpts.add...)
+		c.mOpts.attempts.Add(1)
 		if r.n > 1 {
 			m.Retry(&r.ctx, r.node, r.partition)
 		}
@@ -752,7 +767,13 @@ func (c *Call) outcome(err error) Outcome {
 }
 
 func (c *Call) callEndAttrs(o Outcome) []attribute.KeyValue {
-	kv := []attribute.KeyValue{AttrOutcome.String(o.String()), AttrAttempts.Int(c.nAtt)}
+	return c.appendCallEndAttrs(make([]attribute.KeyValue, 0, 3), o)
+}
+
+// appendCallEndAttrs appends the attributes the logical span ends with to
+// kv.
+func (c *Call) appendCallEndAttrs(kv []attribute.KeyValue, o Outcome) []attribute.KeyValue {
+	kv = append(kv, AttrOutcome.String(o.String()), AttrAttempts.Int(c.nAtt))
 	if c.policy != NoPolicy {
 		kv = append(kv, AttrPolicy.String(c.policy.String()))
 	}
@@ -783,30 +804,51 @@ func (c *Call) export(err error, outcome Outcome) {
 	tr := c.t.tracer
 	synthetic := !c.parent.IsValid()
 	pctx := trace.ContextWithRemoteSpanContext(c.node.parent, c.exportParent(synthetic))
-	kv := []attribute.KeyValue{AttrPromoted.Bool(true)}
+	// One allocation holds the start attributes of every span, each span
+	// its own region (a tracer may keep what it is given). The bound: 5
+	// for the logical span, 8 per attempt, plus every stored attribute.
+	buf := make([]attribute.KeyValue, 0, len(c.attrs)+5+8*c.nAtt)
+	kv := append(buf, AttrPromoted.Bool(true))
 	if synthetic {
 		kv = append(kv, AttrSyntheticParent.Bool(true))
 	}
 	kv = c.appendStored(kv, 0)
-	kv = append(kv, c.callEndAttrs(outcome)...)
-	lctx, ls := tr.Start(pctx, c.name, trace.WithSpanKind(c.kind),
-		trace.WithTimestamp(c.start), trace.WithAttributes(kv...))
+	kv = c.appendCallEndAttrs(kv, outcome)
+	lctx, ls := tr.Start(pctx, c.name, c.spanOpts(c.kind, c.start, kv)...)
+	buf = kv[len(kv):]
 	for _, e := range c.events {
 		ls.AddEvent(EventRejected, trace.WithTimestamp(e.at), trace.WithAttributes(c.rejectionAttrs(e.policy, e.err)...))
 	}
 	for i := 0; i < c.nAtt; i++ {
 		r := c.recAt(i)
-		akv := c.attemptStartAttrs(r)
-		akv = append(akv, AttrPropagatedSpanID.String(r.spanID.String()))
-		akv = c.appendStored(akv, r.n)
-		akv = append(akv, c.attemptEndAttrs(r)...)
-		_, as := tr.Start(lctx, c.name, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithTimestamp(r.start), trace.WithAttributes(akv...))
+		kv = c.appendAttemptStartAttrs(buf[:0], r)
+		kv = append(kv, AttrPropagatedSpanID.String(r.spanID.String()))
+		kv = c.appendStored(kv, r.n)
+		kv = appendAttemptEndAttrs(kv, r)
+		_, as := tr.Start(lctx, c.name, c.spanOpts(trace.SpanKindClient, r.start, kv)...)
+		buf = kv[len(kv):]
 		c.setError(as, r, r.end)
-		as.End(trace.WithTimestamp(r.end))
+		as.End(c.endAt(r.end)...)
 	}
 	ls.SetStatus(codes.Error, c.description(err))
-	ls.End(trace.WithTimestamp(c.end))
+	ls.End(c.endAt(c.end)...)
+	c.startOpts = [len(c.startOpts)]trace.SpanStartOption{}
+	c.endOpts = [len(c.endOpts)]trace.SpanEndOption{}
+}
+
+// spanOpts returns the start options of an exported span in c's own
+// storage: kind, start time and attributes kv (passed with no spare
+// capacity).
+func (c *Call) spanOpts(kind trace.SpanKind, start time.Time, kv []attribute.KeyValue) []trace.SpanStartOption {
+	c.startOpts = [...]trace.SpanStartOption{trace.WithSpanKind(kind),
+		trace.WithTimestamp(start), trace.WithAttributes(kv[:len(kv):len(kv)]...)}
+	return c.startOpts[:]
+}
+
+// endAt returns the end option of an exported span in c's own storage.
+func (c *Call) endAt(end time.Time) []trace.SpanEndOption {
+	c.endOpts[0] = trace.WithTimestamp(end)
+	return c.endOpts[:]
 }
 
 func (c *Call) appendStored(kv []attribute.KeyValue, n int) []attribute.KeyValue {
