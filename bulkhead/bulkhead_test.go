@@ -64,7 +64,7 @@ func (h *harness) start(ctx context.Context) chan result {
 		ch <- result{p, err}
 	}()
 	if h.b.Config().MaxWait > 0 {
-		h.clk.waitTimer(h.t)
+		h.clk.WaitTimer(h.t)
 	} else {
 		waitQueued(h.t, h.b, h.b.Queued()+1)
 	}
@@ -471,7 +471,7 @@ func TestCancelRacesHandOver(t *testing.T) {
 			p, err := b.Acquire(ctx)
 			ch <- result{p, err}
 		}()
-		clk.waitTimer(t)
+		clk.WaitTimer(t)
 		// Hand-over and cancellation, in either order, both as close as
 		// possible to each other.
 		if i%2 == 0 {

@@ -1,30 +1,16 @@
 package bulkhead
 
-import "time"
+import "github.com/rampart-go/rampart/internal/clock"
 
 // Clock is the source of timers for a [Bulkhead]'s MaxWait. The default is the
 // system clock; tests pass a fake one with [WithClock] to drive time instead
 // of sleeping.
 //
 // Its method set uses only standard types, so one fake clock can serve every
-// rampart package that takes a clock of this shape.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-	// NewTimer starts a timer that sends on c once d has elapsed; stop stops
-	// it and reports whether it was still running, like time.Timer.Stop.
-	NewTimer(d time.Duration) (c <-chan time.Time, stop func() bool)
-}
-
-// systemClock is the default Clock, on package time.
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
-	t := time.NewTimer(d)
-	return t.C, t.Stop
-}
+// rampart package that takes a clock of this shape: Now() time.Time, and
+// NewTimer(d) (c <-chan time.Time, stop func() bool) that sends on c once d
+// has elapsed, stop reporting whether the timer was still running.
+type Clock = clock.Clock
 
 // Option configures a [Bulkhead] or a [Group]. A nil Option is ignored.
 type Option func(*options)
@@ -43,7 +29,7 @@ func WithClock(c Clock) Option {
 }
 
 func buildOptions(opts []Option) options {
-	o := options{clock: systemClock{}}
+	o := options{clock: clock.System{}}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)

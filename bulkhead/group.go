@@ -1,6 +1,6 @@
 package bulkhead
 
-import "sync"
+import "github.com/rampart-go/rampart/internal/keyed"
 
 // DefaultMaxKeys is the number of keys a [Group] holds when NewGroup is given
 // maxKeys <= 0.
@@ -23,13 +23,7 @@ const DefaultMaxKeys = 1024
 // The zero value is not usable; create one with [NewGroup]. Get is the method
 // most callers want. A Group is safe for concurrent use.
 type Group struct {
-	cfg     Config
-	opts    options
-	maxKeys int
-
-	mu       sync.RWMutex
-	m        map[string]*Bulkhead
-	overflow *Bulkhead // created on first need
+	g *keyed.Group[Bulkhead]
 }
 
 // NewGroup returns a group whose bulkheads use cfg (zero fields defaulted as
@@ -43,54 +37,15 @@ func NewGroup(cfg Config, maxKeys int, opts ...Option) (*Group, error) {
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	return &Group{
-		cfg:     cfg,
-		opts:    buildOptions(opts),
-		maxKeys: maxKeys,
-		m:       make(map[string]*Bulkhead),
-	}, nil
+	o := buildOptions(opts)
+	return &Group{g: keyed.New(maxKeys,
+		func() *Bulkhead { return newBulkhead(cfg, o) },
+		(*Bulkhead).idle)}, nil
 }
 
 // Get returns the bulkhead for key, creating it on first use. It never
 // returns nil. Getting an existing key allocates nothing.
-func (g *Group) Get(key string) *Bulkhead {
-	g.mu.RLock()
-	b := g.m[key]
-	g.mu.RUnlock()
-	if b != nil {
-		return b
-	}
-
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if b := g.m[key]; b != nil {
-		return b
-	}
-	if len(g.m) >= g.maxKeys && !g.evictIdleLocked() {
-		if g.overflow == nil {
-			g.overflow = newBulkhead(g.cfg, g.opts)
-		}
-		return g.overflow
-	}
-	b = newBulkhead(g.cfg, g.opts)
-	g.m[key] = b
-	return b
-}
+func (g *Group) Get(key string) *Bulkhead { return g.g.Get(key) }
 
 // Len returns the number of keys that have a bulkhead of their own.
-func (g *Group) Len() int {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return len(g.m)
-}
-
-// evictIdleLocked removes one idle bulkhead, reporting whether it found one.
-func (g *Group) evictIdleLocked() bool {
-	for k, b := range g.m {
-		if b.idle() {
-			delete(g.m, k)
-			return true
-		}
-	}
-	return false
-}
+func (g *Group) Len() int { return g.g.Len() }

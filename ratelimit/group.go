@@ -1,6 +1,6 @@
 package ratelimit
 
-import "sync"
+import "github.com/rampart-go/rampart/internal/keyed"
 
 // DefaultMaxKeys is the number of keys a [Group] holds when NewGroup is given
 // maxKeys <= 0.
@@ -23,13 +23,7 @@ const DefaultMaxKeys = 1024
 // The zero value is not usable; create one with [NewGroup]. Get is the method
 // most callers want. A Group is safe for concurrent use.
 type Group struct {
-	cfg     Config
-	opts    options
-	maxKeys int
-
-	mu       sync.RWMutex
-	m        map[string]*Limiter
-	overflow *Limiter // created on first need
+	g *keyed.Group[Limiter]
 }
 
 // NewGroup returns a group whose limiters use cfg and opts, holding at most
@@ -42,56 +36,15 @@ func NewGroup(cfg Config, maxKeys int, opts ...Option) (*Group, error) {
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	return &Group{
-		cfg:     cfg,
-		opts:    buildOptions(opts),
-		maxKeys: maxKeys,
-		m:       make(map[string]*Limiter),
-	}, nil
+	o := buildOptions(opts)
+	return &Group{g: keyed.New(maxKeys,
+		func() *Limiter { return newLimiter(cfg, o) },
+		func(l *Limiter) bool { return l.full(o.clock.Now()) })}, nil
 }
 
 // Get returns the limiter for key, creating it on first use. It never
 // returns nil. Getting an existing key allocates nothing.
-func (g *Group) Get(key string) *Limiter {
-	g.mu.RLock()
-	l := g.m[key]
-	g.mu.RUnlock()
-	if l != nil {
-		return l
-	}
-
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if l := g.m[key]; l != nil {
-		return l
-	}
-	if len(g.m) >= g.maxKeys && !g.evictFullLocked() {
-		if g.overflow == nil {
-			g.overflow = newLimiter(g.cfg, g.opts)
-		}
-		return g.overflow
-	}
-	l = newLimiter(g.cfg, g.opts)
-	g.m[key] = l
-	return l
-}
+func (g *Group) Get(key string) *Limiter { return g.g.Get(key) }
 
 // Len returns the number of keys that have a limiter of their own.
-func (g *Group) Len() int {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return len(g.m)
-}
-
-// evictFullLocked removes one limiter whose bucket is full, reporting whether
-// it found one.
-func (g *Group) evictFullLocked() bool {
-	now := g.opts.clock.Now()
-	for k, l := range g.m {
-		if l.full(now) {
-			delete(g.m, k)
-			return true
-		}
-	}
-	return false
-}
+func (g *Group) Len() int { return g.g.Len() }

@@ -90,7 +90,7 @@ func (h *harness) start(ctx context.Context) (chan error, time.Duration) {
 	h.t.Helper()
 	ch := make(chan error, 1)
 	go func() { ch <- h.l.Wait(ctx) }()
-	return ch, h.clk.waitTimer(h.t)
+	return ch, h.clk.WaitTimer(h.t)
 }
 
 func (h *harness) wantTokens(want float64) {
@@ -102,10 +102,8 @@ func (h *harness) wantTokens(want float64) {
 
 func (h *harness) noTimer() {
 	h.t.Helper()
-	select {
-	case d := <-h.clk.created:
+	if d, ok := h.clk.TimerStarted(); ok {
 		h.t.Errorf("a timer of %v was started; want no wait", d)
-	default:
 	}
 }
 
@@ -390,7 +388,7 @@ func TestConcurrentRejectionsLoseNoToken(t *testing.T) {
 	close(start)
 	// Two calls pass at once (the burst), two wait (due in 1s and 2s), all
 	// the others are rejected every time.
-	waits := []time.Duration{h.clk.waitTimer(t), h.clk.waitTimer(t)}
+	waits := []time.Duration{h.clk.WaitTimer(t), h.clk.WaitTimer(t)}
 	if waits[0]+waits[1] != 3*every {
 		t.Errorf("waits = %v, want 1s and 2s", waits)
 	}
