@@ -29,7 +29,13 @@ type Group struct {
 
 	mu sync.RWMutex
 	m  map[string]*groupEntry
+
+	// observers are called after Settings.OnStateChange with every state
+	// change of every breaker of the group; copy on write under mu.
+	observers atomic.Pointer[[]*observer]
 }
+
+type observer struct{ fn func(StateChange) }
 
 type groupEntry struct {
 	b    *Breaker
@@ -83,6 +89,7 @@ func (g *Group) create(key string, now int64) *groupEntry {
 	}
 	s := g.settings
 	s.Name = key
+	s.OnStateChange = g.notify
 	e := &groupEntry{b: New(s)}
 	e.used.Store(now)
 	g.m[key] = e
@@ -110,6 +117,54 @@ func (g *Group) evictLocked() {
 	}
 	if found {
 		delete(g.m, victim)
+	}
+}
+
+// Observe adds fn to the functions called with every state change of every
+// breaker in the group, present and future, after Settings.OnStateChange.
+// Like OnStateChange, fn runs on the goroutine whose call caused the change,
+// never under a lock, and may call the breaker. The returned function
+// removes fn; it is safe to call more than once. Transports use Observe to
+// record breaker metrics without taking over the user's OnStateChange.
+func (g *Group) Observe(fn func(StateChange)) (remove func()) {
+	if fn == nil {
+		return func() {}
+	}
+	o := &observer{fn: fn}
+	g.mu.Lock()
+	var list []*observer
+	if cur := g.observers.Load(); cur != nil {
+		list = append(list, *cur...)
+	}
+	list = append(list, o)
+	g.observers.Store(&list)
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		cur := g.observers.Load()
+		if cur == nil {
+			return
+		}
+		next := make([]*observer, 0, len(*cur))
+		for _, x := range *cur {
+			if x != o {
+				next = append(next, x)
+			}
+		}
+		g.observers.Store(&next)
+	}
+}
+
+// notify is the OnStateChange of the group's breakers.
+func (g *Group) notify(ev StateChange) {
+	if fn := g.settings.OnStateChange; fn != nil {
+		fn(ev)
+	}
+	if list := g.observers.Load(); list != nil {
+		for _, o := range *list {
+			o.fn(ev)
+		}
 	}
 }
 

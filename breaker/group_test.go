@@ -3,6 +3,7 @@ package breaker_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -147,5 +148,45 @@ func TestGroupConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := g.Len(); n > 16 {
 		t.Fatalf("Len() = %d, above the bound 16", n)
+	}
+}
+
+func TestGroupObserve(t *testing.T) {
+	var fromSettings, observed, removed []string
+	g := breaker.NewGroup(breaker.Settings{
+		ConsecutiveFailures: 1,
+		Timeout:             time.Hour,
+		OnStateChange: func(ev breaker.StateChange) {
+			fromSettings = append(fromSettings, ev.Name+":"+ev.To.String())
+		},
+	}, 0)
+	early := g.Get("a") // created before Observe: observed all the same
+	remove := g.Observe(func(ev breaker.StateChange) { observed = append(observed, ev.Name+":"+ev.To.String()) })
+	removeOther := g.Observe(func(ev breaker.StateChange) { removed = append(removed, ev.Name) })
+	removeOther()
+	removeOther() // harmless
+
+	for _, b := range []*breaker.Breaker{early, g.Get("b")} {
+		done, err := b.Allow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done(breaker.Failure)
+	}
+	want := []string{"a:open", "b:open"}
+	if !slices.Equal(fromSettings, want) || !slices.Equal(observed, want) {
+		t.Fatalf("settings saw %v, observer saw %v; want %v for both", fromSettings, observed, want)
+	}
+	if len(removed) != 0 {
+		t.Errorf("removed observer still called: %v", removed)
+	}
+	remove()
+	done, err := g.Get("c").Allow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(breaker.Failure)
+	if len(observed) != 2 {
+		t.Errorf("observer called after remove: %v", observed)
 	}
 }
