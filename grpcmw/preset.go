@@ -1,11 +1,14 @@
 package grpcmw
 
 import (
+	"context"
+
 	"google.golang.org/grpc"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/bulkhead"
 	"github.com/rampart-go/rampart/retry"
+	"github.com/rampart-go/rampart/sampling"
 )
 
 // DialOptions returns the dial options of the canonical chain, outermost
@@ -71,6 +74,9 @@ func DialOptions(opts ...Option) []grpc.DialOption {
 		}
 		step.breakers = g
 		stream = append(stream, StreamBreaker(g))
+		if c.tracer != nil {
+			observeBreakers(g, c.tracer.Metrics())
+		}
 	}
 	if !c.noBulk {
 		g := c.bulk
@@ -90,4 +96,16 @@ func DialOptions(opts ...Option) []grpc.DialOption {
 	return append(dial,
 		grpc.WithChainUnaryInterceptor(unary...),
 		grpc.WithChainStreamInterceptor(stream...))
+}
+
+// observeBreakers records every state change of g's breakers in m (the
+// rampart.breaker.transitions counter and the rampart.breaker.state gauge),
+// keyed by node. Each preset built with a tracer observes its group once.
+func observeBreakers(g *breaker.Group, m *sampling.Metrics) {
+	if m == nil {
+		return
+	}
+	g.Observe(func(ev breaker.StateChange) {
+		m.BreakerTransition(context.Background(), ev.Name, int(ev.From), int(ev.To))
+	})
 }
