@@ -104,8 +104,14 @@ const maxTried = 4
 // whole call costs one allocation (the request and URL clones are inline).
 //
 // A call is used by one goroutine at a time: the layers of one RoundTrip run
-// in sequence. It is never pooled: the caller can still reach it through
-// resp.Request.
+// in sequence. It is never pooled, not even after the response body is
+// closed: besides the caller's resp.Request, net/http keeps using it then.
+// The HTTP/1 readLoop cancels the transport's child context after handing
+// the caller EOF (transport.go, rc.treq.cancel → removeChild → c.Done()); a
+// dial that outlives the request reads its values (getConn's
+// context.WithoutCancel); the writeLoop, which neither RoundTrip nor
+// Body.Close joins, may still read the request and its header map
+// (golang/go#30597). TestSentRequestsNeverReused guards this.
 type call struct {
 	context.Context // parent: the caller's context, or the tracer's
 
