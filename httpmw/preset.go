@@ -1,11 +1,13 @@
 package httpmw
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
 
 	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/sampling"
 )
 
 // New returns next wrapped in the canonical chain, outermost first:
@@ -29,6 +31,9 @@ func New(next http.RoundTripper, opts ...Option) http.RoundTripper {
 	if cfg.breakers == nil {
 		cfg.breakers = breaker.NewGroup(breaker.Settings{}, 0)
 	}
+	if cfg.tracer != nil {
+		observeBreakers(cfg.breakers, cfg.tracer.t.Metrics())
+	}
 	rt := ensureHTTP(next)
 	rt = newBulkhead(rt, cfg)
 	rt = newBreaker(rt, cfg)
@@ -43,6 +48,18 @@ func New(next http.RoundTripper, opts ...Option) http.RoundTripper {
 		rt = newTracing(rt, cfg)
 	}
 	return rt
+}
+
+// observeBreakers records every state change of g's breakers in m (the
+// rampart.breaker.transitions counter and the rampart.breaker.state gauge),
+// keyed by node. Each preset built with a tracer observes its group once.
+func observeBreakers(g *breaker.Group, m *sampling.Metrics) {
+	if m == nil {
+		return
+	}
+	g.Observe(func(ev breaker.StateChange) {
+		m.BreakerTransition(context.Background(), ev.Name, int(ev.From), int(ev.To))
+	})
 }
 
 // NewClient returns an *http.Client whose transport is New(nil, opts...):

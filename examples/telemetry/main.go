@@ -95,13 +95,10 @@ func run() error {
 	defer mp.Shutdown(ctx)
 
 	// rampart's tracer on that SDK: 1% of successful calls, every errored
-	// call. Breaker transitions are recorded through the same metrics.
+	// call. The preset records its breakers' transitions through the same
+	// metrics.
 	tracer := sampling.NewTracer(sampling.WithTracerProvider(tp), sampling.WithMeterProvider(mp))
-	breakers := breaker.NewGroup(breaker.Settings{
-		OnStateChange: func(ev breaker.StateChange) {
-			tracer.Metrics().BreakerTransition(ctx, ev.Name, int(ev.From), int(ev.To))
-		},
-	}, 0)
+	breakers := breaker.NewGroup(breaker.Settings{}, 0)
 
 	// A two-partition cluster and its topology.
 	m := &topology.Map{Epoch: 1, PartitionCount: 2, Partitions: []topology.Partition{
