@@ -623,7 +623,7 @@ func (t *tracker) idle() <-chan struct{} {
 
 // validTraceparent reports whether v is a W3C traceparent: version, trace
 // id, parent id and flags in lower-case hex, ids not all zero, version not
-// ff, exactly 55 characters for version 00.
+// ff, exactly 55 characters and no reserved flag bit for version 00.
 func validTraceparent(v string) bool {
 	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' {
 		return false
@@ -636,7 +636,9 @@ func validTraceparent(v string) bool {
 		return false
 	}
 	if version == "00" {
-		return len(v) == 55
+		// Version 00 defines the sampled (01) and random (02) flags; peers
+		// such as OpenTelemetry's W3C propagator reject the reserved bits.
+		return len(v) == 55 && flags[0] == '0' && flags[1] <= '3'
 	}
 	return len(v) == 55 || v[55] == '-'
 }
