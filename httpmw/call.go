@@ -125,7 +125,9 @@ type call struct {
 	// Failover's memory of this call: the nodes already tried, in order.
 	tried  [maxTried]string
 	ntried int
-	node   string // the node of the current attempt, "" if not routed
+	node   string   // the node of the current attempt, "" if not routed
+	nodes  []string // its partition's candidates, primary first (read-only)
+	fo     *Failover
 
 	// The breaker failover last looked up, for the breaker layer.
 	br      *breaker.Breaker // named by its node

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -170,7 +171,8 @@ func TestClusterBrownoutOpensBreaker(t *testing.T) {
 	}
 }
 
-// A 429 with Retry-After: 1 is waited for, on the retry package's clock.
+// A write confined to the primary waits out a 429's Retry-After: 1, on the
+// retry package's clock; no other node may take it.
 func TestClusterRetryAfterWaited(t *testing.T) {
 	clk := &instantClock{now: time.Now()}
 	var node *clustertest.Node
@@ -182,7 +184,9 @@ func TestClusterRetryAfterWaited(t *testing.T) {
 	e := newEnv(t, httpmw.WithRetry(p))
 	node = e.c.Node("127.0.11.5")
 	node.SetThrottle(time.Second)
-	resp, err := e.get(t, e.key0)
+	ctx := httpmw.WithPartitionKey(context.Background(), e.key0)
+	req, _ := http.NewRequestWithContext(ctx, "PUT", "http://orders/item?id=1", strings.NewReader("v"))
+	resp, err := e.rt.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +197,98 @@ func TestClusterRetryAfterWaited(t *testing.T) {
 	var se *httpmw.StatusError
 	if !errors.As(ev.Err, &se) || se.Code != 429 {
 		t.Fatalf("retried on %v", ev.Err)
+	}
+	if n := node.Requests(); n != 2 {
+		t.Fatalf("primary got %d requests, want 2", n)
+	}
+}
+
+// manualNow is a clock for httpmw.WithClock that moves only when told.
+type manualNow struct{ ns atomic.Int64 }
+
+func newManualNow() *manualNow {
+	c := new(manualNow)
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *manualNow) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *manualNow) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// A read whose node answers 429 with Retry-After: 1 goes on to a replica
+// after the usual backoff instead of waiting a second, and the node gets no
+// request from any call until its second is over.
+func TestClusterRetryAfterReadMovesOn(t *testing.T) {
+	clk := newManualNow()
+	var events []retry.Event
+	p := fastRetry(3)
+	p.MaxPushback = 10 * time.Second
+	p.OnRetry = func(e retry.Event) { events = append(events, e) }
+	e := newEnv(t, httpmw.WithRetry(p), httpmw.WithClock(clk.now))
+	primary := e.c.Node("127.0.11.5")
+	primary.SetThrottle(time.Second)
+	for i := 0; i < 20; i++ {
+		resp, err := e.get(t, e.key0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	if len(events) != 1 || events[0].Pushback != 0 || events[0].Delay >= time.Second {
+		t.Fatalf("retries %+v: want one, after the usual backoff", events)
+	}
+	if n := primary.Requests(); n != 1 {
+		t.Fatalf("throttled primary got %d requests, want 1", n)
+	}
+	if n := e.c.Node("127.0.11.6").Requests(); n != 20 {
+		t.Fatalf("first replica got %d requests, want 20", n)
+	}
+	// Its second over, the primary is the first candidate again.
+	primary.Heal()
+	clk.advance(time.Second)
+	resp, err := e.get(t, e.key0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if n := primary.Requests(); n != 2 || len(events) != 1 {
+		t.Fatalf("primary got %d requests, retries %d: want 2 and 1", n, len(events))
+	}
+}
+
+// When every candidate of a read is throttled, the loop waits for the one
+// free soonest and sends the next attempt there.
+func TestClusterRetryAfterAllThrottled(t *testing.T) {
+	clk := newManualNow()
+	nodes := make([]*clustertest.Node, 3)
+	var events []retry.Event
+	p := fastRetry(4)
+	p.MaxPushback = 10 * time.Second
+	p.OnRetry = func(ev retry.Event) {
+		events = append(events, ev)
+		if ev.Pushback > 0 { // the wait: time passes, the primary's pause ends
+			clk.advance(ev.Delay)
+			nodes[0].Heal()
+		}
+	}
+	p = retry.NewPolicy(*p, retry.WithClock(&instantClock{now: time.Now()}))
+	e := newEnv(t, httpmw.WithRetry(p), httpmw.WithClock(clk.now))
+	for i, ip := range []string{"127.0.11.5", "127.0.11.6", "127.0.11.7"} {
+		nodes[i] = e.c.Node(ip)
+		nodes[i].SetThrottle(time.Duration(i+1) * time.Second)
+	}
+	resp, err := e.get(t, e.key0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if len(events) != 3 || events[0].Pushback != 0 || events[1].Pushback != 0 || events[2].Pushback != time.Second {
+		t.Fatalf("retries %+v: want two at once, then a 1s wait for the primary", events)
+	}
+	for i, want := range []int64{2, 1, 1} {
+		if n := nodes[i].Requests(); n != want {
+			t.Fatalf("node %d got %d requests, want %d", i, n, want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"sync/atomic"
+	"time"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/topology"
@@ -151,8 +152,10 @@ func (s *service) partitionKey(c *call, r *http.Request) (string, bool) {
 // WithService) to the nodes of the topology map: the partition key picks the
 // partition; each attempt of a call goes to the next candidate node not yet
 // tried in this call, primary first, then replicas in map order, skipping
-// nodes whose breaker (see WithBreakers) is open; once every candidate was
-// tried it starts over after the last one tried. Reads (GET, HEAD, OPTIONS,
+// nodes whose breaker (see WithBreakers) is open and nodes that answered
+// 429 or 503 with a Retry-After that is not over yet (unless every other
+// candidate is open or throttled too); once every candidate was tried it
+// starts over after the last one tried. Reads (GET, HEAD, OPTIONS,
 // TRACE) use every candidate; writes go to the primary only unless the
 // service or the request opts in (Service.WriteFailover, WithWriteFailover),
 // and a write whose primary's breaker is open fails at once with a
@@ -177,6 +180,8 @@ type Failover struct {
 	next     http.RoundTripper
 	services map[string]*service
 	breakers *breaker.Group
+	now      func() time.Time
+	throttle throttles // nodes that asked, with Retry-After, to be left alone
 }
 
 var _ http.RoundTripper = (*Failover)(nil)
@@ -188,7 +193,7 @@ func NewFailover(next http.RoundTripper, opts ...Option) *Failover {
 }
 
 func newFailover(next http.RoundTripper, cfg *config) *Failover {
-	return &Failover{next: ensureHTTP(next), services: cfg.services, breakers: cfg.breakers}
+	return &Failover{next: ensureHTTP(next), services: cfg.services, breakers: cfg.breakers, now: cfg.now}
 }
 
 // RoundTrip routes r to a node of its partition if r's host is a
@@ -264,7 +269,7 @@ func (f *Failover) route(s *service, c *call, r *http.Request) error {
 		c.metrics.Failover(c.tctx, p.Index, nodes[0], node)
 	}
 	c.markTried(node)
-	c.node = node
+	c.node, c.nodes, c.fo = node, nodes, f
 	if r.Host == "" {
 		r.Host = r.URL.Host
 	}
@@ -290,14 +295,17 @@ var errOpenCandidates error = breaker.ErrOpen
 // pick chooses the node of this attempt among nodes (primary first).
 func (f *Failover) pick(c *call, nodes []string, primaryOnly bool) (string, error) {
 	if primaryOnly {
+		// A throttled primary still takes the write: the retry layer has
+		// waited out its Retry-After, there being no other candidate.
 		if f.open(c, nodes[0]) {
 			return "", errOpenCandidates
 		}
 		return nodes[0], nil
 	}
-	// The first candidate not tried in this call and not open.
+	th := snapshot{t: &f.throttle, now: f.now}
+	// The first candidate not tried in this call, not open, not throttled.
 	for _, n := range nodes {
-		if !c.wasTried(n) && !f.open(c, n) {
+		if !c.wasTried(n) && !f.open(c, n) && !th.throttled(n) {
 			return n, nil
 		}
 	}
@@ -313,11 +321,53 @@ func (f *Failover) pick(c *call, nodes []string, primaryOnly bool) (string, erro
 			}
 		}
 	}
+	var (
+		soonest string
+		soon    time.Time
+	)
 	for i := range nodes {
 		n := nodes[(start+i)%len(nodes)]
-		if !f.open(c, n) {
+		if f.open(c, n) {
+			continue
+		}
+		u, throttled := th.until(n)
+		if !throttled {
 			return n, nil
 		}
+		if soonest == "" || u.Before(soon) {
+			soonest, soon = n, u
+		}
+	}
+	if soonest != "" {
+		// Every candidate not open is throttled: the retry layer waited
+		// for the one free soonest.
+		return soonest, nil
 	}
 	return "", errOpenCandidates
+}
+
+// throttled records that the node of c's current attempt asked, with a
+// Retry-After of d, to be sent nothing for d, and returns how long the next
+// attempt must wait: 0 when another candidate of the call can take it at
+// once (a read whose partition has a node neither open nor throttled), else
+// until the first candidate's throttle ends (d for a write confined to the
+// primary).
+func (f *Failover) throttled(c *call, d time.Duration) time.Duration {
+	now := f.now()
+	if !f.throttle.set(c.node, now.Add(d), now) || c.primaryOnly {
+		return d
+	}
+	th := snapshot{t: &f.throttle, now: func() time.Time { return now }}
+	wait := d
+	for _, n := range c.nodes {
+		if n == c.node || f.open(c, n) {
+			continue
+		}
+		u, ok := th.until(n)
+		if !ok {
+			return 0
+		}
+		wait = min(wait, u.Sub(now))
+	}
+	return wait
 }

@@ -23,7 +23,10 @@ import (
 // What is retried: connection errors, attempt timeouts, 5xx responses other
 // than 501, and 429; a 429 or 503 with a Retry-After header (delta-seconds
 // or HTTP-date) waits at least that long, capped by the policy's
-// MaxPushback. Other responses (2xx-4xx, 501) are returned as they are, and
+// MaxPushback, unless failover has another node for the next attempt: the
+// Retry-After is about the node that sent it, so failover keeps attempts
+// away from that node until it is over, and a read with a free replica
+// retries there after the usual backoff. Other responses (2xx-4xx, 501) are returned as they are, and
 // a cancelled or expired caller context stops the loop at once.
 //
 // What may be retried: GET, HEAD, OPTIONS, TRACE, PUT and DELETE; POST,
@@ -74,6 +77,7 @@ func newRetry(next http.RoundTripper, cfg *config) *Retry {
 	if cfg.policy != nil {
 		rt.policy = *cfg.policy
 	}
+	rt.policy = *retry.NewPolicy(rt.policy) // its defaults filled in, its clock kept
 	rt.attemptTimeout = rt.policy.AttemptTimeout
 	rt.policy.AttemptTimeout = 0
 	rt.maxAttempts = rt.policy.MaxAttempts
@@ -163,7 +167,7 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 				req.Body = body
 			}
 			c.cur = req
-			c.node, c.primaryOnly = "", false
+			c.node, c.nodes, c.fo, c.primaryOnly = "", nil, nil, false
 		}
 		var cancel context.CancelFunc
 		if rt.attemptTimeout > 0 {
@@ -200,6 +204,15 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 			cancel()
 		}
 		serr := statusError(code)
+		if hasP && c.fo != nil && c.node != "" && pol.MaxPushback >= 0 {
+			// The node asked to be left alone for pb: failover keeps the
+			// next attempts away from it, and the loop waits only if no
+			// other candidate is free sooner.
+			pb = c.fo.throttled(c, min(pb, pol.MaxPushback))
+			if pb == 0 {
+				return serr
+			}
+		}
 		if hasP {
 			return retry.Pushback(serr, pb)
 		}
