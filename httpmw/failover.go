@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/internal/throttle"
 	"github.com/rampart-go/rampart/topology"
 )
 
@@ -181,7 +182,7 @@ type Failover struct {
 	services map[string]*service
 	breakers *breaker.Group
 	now      func() time.Time
-	throttle throttles // nodes that asked, with Retry-After, to be left alone
+	throttle throttle.Set // nodes that asked, with Retry-After, to be left alone
 }
 
 var _ http.RoundTripper = (*Failover)(nil)
@@ -302,10 +303,10 @@ func (f *Failover) pick(c *call, nodes []string, primaryOnly bool) (string, erro
 		}
 		return nodes[0], nil
 	}
-	th := snapshot{t: &f.throttle, now: f.now}
+	th := f.throttle.NewView(f.now)
 	// The first candidate not tried in this call, not open, not throttled.
 	for _, n := range nodes {
-		if !c.wasTried(n) && !f.open(c, n) && !th.throttled(n) {
+		if !c.wasTried(n) && !f.open(c, n) && !th.Throttled(n) {
 			return n, nil
 		}
 	}
@@ -330,7 +331,7 @@ func (f *Failover) pick(c *call, nodes []string, primaryOnly bool) (string, erro
 		if f.open(c, n) {
 			continue
 		}
-		u, throttled := th.until(n)
+		u, throttled := th.Until(n)
 		if !throttled {
 			return n, nil
 		}
@@ -354,16 +355,16 @@ func (f *Failover) pick(c *call, nodes []string, primaryOnly bool) (string, erro
 // primary).
 func (f *Failover) throttled(c *call, d time.Duration) time.Duration {
 	now := f.now()
-	if !f.throttle.set(c.node, now.Add(d), now) || c.primaryOnly {
+	if !f.throttle.Add(c.node, now.Add(d), now) || c.primaryOnly {
 		return d
 	}
-	th := snapshot{t: &f.throttle, now: func() time.Time { return now }}
+	th := f.throttle.At(now)
 	wait := d
 	for _, n := range c.nodes {
 		if n == c.node || f.open(c, n) {
 			continue
 		}
-		u, ok := th.until(n)
+		u, ok := th.Until(n)
 		if !ok {
 			return 0
 		}

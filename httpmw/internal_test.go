@@ -1,7 +1,6 @@
 package httpmw
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -106,43 +105,5 @@ func TestNewCallAllocs(t *testing.T) {
 	}
 	if req.URL.Host != "orders" {
 		t.Fatal("the caller's URL changed")
-	}
-}
-
-// The throttle record is bounded, forgets entries once they are over, and
-// costs a pick nothing while no node is throttled.
-func TestThrottles(t *testing.T) {
-	var th throttles
-	now := time.Unix(1000, 0)
-	clock := func() time.Time { return now }
-	if s := (snapshot{t: &th, now: func() time.Time { t.Fatal("clock read with nothing throttled"); return now }}); s.throttled("a") {
-		t.Fatal("empty record throttles")
-	}
-	for i := 0; i < maxThrottled; i++ {
-		if !th.set(fmt.Sprint("n", i), now.Add(time.Second), now) {
-			t.Fatalf("set %d refused", i)
-		}
-	}
-	if th.set("late", now.Add(time.Second), now) {
-		t.Fatal("full record took another node")
-	}
-	if !th.set("n0", now.Add(2*time.Second), now) {
-		t.Fatal("a node already recorded could not extend its pause")
-	}
-	s := snapshot{t: &th, now: clock}
-	if u, ok := s.until("n0"); !ok || !u.Equal(now.Add(2*time.Second)) {
-		t.Fatalf("n0 until %v, %v", u, ok)
-	}
-	now = now.Add(time.Second)
-	if !th.set("late", now.Add(time.Second), now) {
-		t.Fatal("expired entries were not made room for")
-	}
-	if n := len(th.until); n != 2 {
-		t.Fatalf("%d entries after expiry, want n0 and late", n)
-	}
-	now = now.Add(time.Hour)
-	s = snapshot{t: &th, now: clock}
-	if s.throttled("n0") || s.throttled("late") || th.active.Load() {
-		t.Fatal("entries outlived their pause")
 	}
 }
