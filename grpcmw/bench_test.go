@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -13,6 +15,7 @@ import (
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
 	"github.com/rampart-go/rampart/retry"
+	"github.com/rampart-go/rampart/sampling"
 	"github.com/rampart-go/rampart/topology"
 )
 
@@ -38,8 +41,9 @@ func benchEcho(b *testing.B, conn *grpc.ClientConn, key string, opts ...grpc.Cal
 }
 
 // BenchmarkLoopback compares a bare ClientConn to one node with the preset
-// chain over the topology resolver and balancer, on the same loopback
-// cluster.
+// chain over the topology resolver and balancer (and with tracing at 1%),
+// on the same loopback cluster. Compare ratios within one run: the
+// absolute numbers move with the machine's load.
 func BenchmarkLoopback(b *testing.B) {
 	m := loadMap(b)
 	c := clustertest.New(b, m)
@@ -70,6 +74,22 @@ func BenchmarkLoopback(b *testing.B) {
 		w := runWatcher(b, topology.NewWatcher(topology.Static(m)))
 		conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(
 			grpcmw.WithWatcher(w), grpcmw.WithPort(c.GRPCPort())),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		benchEcho(b, conn, key, grpcmw.PartitionKey(key))
+	})
+	b.Run("traced", func(b *testing.B) {
+		// The preset with tracing at 1%, spans going nowhere.
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.01))))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		tr := sampling.NewTracer(sampling.WithTracerProvider(tp), sampling.WithRatio(0.01),
+			sampling.WithPropagator(propagation.TraceContext{}))
+		w := runWatcher(b, topology.NewWatcher(topology.Static(m)))
+		conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(
+			grpcmw.WithWatcher(w), grpcmw.WithPort(c.GRPCPort()), grpcmw.WithTracer(tr)),
 			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 		if err != nil {
 			b.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/rampart-go/rampart/breaker"
 )
 
 // PartitionKeyOption is the CallOption made by [PartitionKey].
@@ -153,15 +155,44 @@ type attemptInfo struct {
 	mu     sync.Mutex
 	node   string // the node of this attempt ("ip:port"), once chosen
 	pinned bool   // node was chosen by Failover: the picker must use it
+	// brk is node's breaker in the group brkGroup, when Failover looked it
+	// up while choosing node, so that the breaker step need not look it up
+	// again. Both are nil otherwise.
+	brk      *breaker.Breaker
+	brkGroup *breaker.Group
 }
 
 type attemptKey struct{}
 
+// attemptCtx is an attempt's context: its parent with the attempt's state
+// as the value of attemptKey{}, as context.WithValue would make it, but a
+// plain struct, so that the retry step can keep its first attempt's context
+// in the call's own allocation. It is never changed once handed down.
+type attemptCtx struct {
+	context.Context
+	a *attemptInfo
+}
+
+// Value returns the attempt's state for attemptKey{}, and otherwise asks
+// the parent.
+func (c *attemptCtx) Value(key any) any {
+	if _, ok := key.(attemptKey); ok {
+		return c.a
+	}
+	return c.Context.Value(key)
+}
+
+// String names the context, as context.WithValue's contexts do.
+func (c *attemptCtx) String() string { return "grpcmw.attemptContext" }
+
 func withAttempt(ctx context.Context, a *attemptInfo) context.Context {
-	return context.WithValue(ctx, attemptKey{}, a)
+	return &attemptCtx{Context: ctx, a: a}
 }
 
 func attemptFrom(ctx context.Context) *attemptInfo {
+	if c, ok := ctx.(*attemptCtx); ok {
+		return c.a
+	}
 	a, _ := ctx.Value(attemptKey{}).(*attemptInfo)
 	return a
 }
@@ -170,6 +201,16 @@ func attemptFrom(ctx context.Context) *attemptInfo {
 func (a *attemptInfo) setNode(n string, pinned bool) {
 	a.mu.Lock()
 	a.node, a.pinned = n, pinned
+	a.brk, a.brkGroup = nil, nil
+	a.mu.Unlock()
+}
+
+// pin records the node Failover chose for the attempt and, when it looked
+// it up, the node's breaker b in the group g.
+func (a *attemptInfo) pin(n string, b *breaker.Breaker, g *breaker.Group) {
+	a.mu.Lock()
+	a.node, a.pinned = n, true
+	a.brk, a.brkGroup = b, g
 	a.mu.Unlock()
 }
 
@@ -178,6 +219,23 @@ func (a *attemptInfo) pinnedNode() (string, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.node, a.pinned
+}
+
+// breakerIn returns the breaker of node in g: the one Failover looked up
+// for the attempt when it is that breaker, or g.Get(node).
+func (a *attemptInfo) breakerIn(g *breaker.Group, node string) *breaker.Breaker {
+	if a != nil {
+		a.mu.Lock()
+		b := a.brk
+		if a.brkGroup != g || a.node != node {
+			b = nil
+		}
+		a.mu.Unlock()
+		if b != nil {
+			return b
+		}
+	}
+	return g.Get(node)
 }
 
 func (a *attemptInfo) getNode() string {

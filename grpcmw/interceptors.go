@@ -64,19 +64,27 @@ func UnaryRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
 		p = &retry.Policy{}
 	}
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		cfg := parseCallOptions(ctx, opts)
-		c := &unaryCall{ctx: ctx, method: method, req: req, reply: reply, cc: cc, invoker: invoker}
-		c.a.caller, c.a.route = ctx, cfg.route
-		c.tried = c.triedBuf[:0]
-		if len(opts) < len(c.optBuf) {
-			c.opts = c.optBuf[:len(opts)+1]
-		} else {
-			c.opts = make([]grpc.CallOption, len(opts)+1)
-		}
-		copy(c.opts, opts)
-		c.opts[len(opts)] = grpc.Trailer(&c.trailer)
-		return retryResult(ctx, policyFor(p, cfg).Do(ctx, c.attempt))
+		return retryUnary(p, nil, ctx, method, req, reply, cc, invoker, opts)
 	}
+}
+
+// retryUnary runs one call under p, as UnaryRetry does. Each attempt goes
+// through next when it is not nil (the preset's node step, called directly
+// rather than through gRPC's interceptor chaining), or else straight to
+// invoker.
+func retryUnary(p *retry.Policy, next *nodeStep, ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
+	cfg := parseCallOptions(ctx, opts)
+	c := &unaryCall{ctx: ctx, method: method, req: req, reply: reply, cc: cc, invoker: invoker, next: next}
+	c.a.caller, c.a.route = ctx, cfg.route
+	c.tried = c.triedBuf[:0]
+	if len(opts) < len(c.optBuf) {
+		c.opts = c.optBuf[:len(opts)+1]
+	} else {
+		c.opts = make([]grpc.CallOption, len(opts)+1)
+	}
+	copy(c.opts, opts)
+	c.opts[len(opts)] = grpc.Trailer(&c.trailer)
+	return retryResult(ctx, policyFor(p, cfg).Do(ctx, c.attempt))
 }
 
 // unaryCall is the state of one call under UnaryRetry, in one allocation.
@@ -86,10 +94,12 @@ type unaryCall struct {
 	req, reply any
 	cc         *grpc.ClientConn
 	invoker    grpc.UnaryInvoker
+	next       *nodeStep         // the step each attempt goes through, or nil
 	opts       []grpc.CallOption // the caller's, plus the trailer option
 	trailer    metadata.MD
 	tried      []string
 	a          attemptInfo // reused: attempts run one after another
+	first      attemptCtx  // the first attempt's context
 	triedBuf   [3]string
 	optBuf     [6]grpc.CallOption
 }
@@ -98,9 +108,23 @@ type unaryCall struct {
 func (c *unaryCall) attempt(actx context.Context, at retry.Attempt) error {
 	a := &c.a
 	a.tried, a.node, a.pinned = c.tried, "", false
+	a.brk, a.brkGroup = nil, nil
 	a.partition, a.waited = -1, at.Waited
 	c.trailer = nil
-	err := c.invoker(withAttempt(actx, a), c.method, c.req, c.reply, c.cc, c.opts...)
+	var ctx context.Context
+	if at.Number == 1 {
+		// Most calls make one attempt: its context costs no allocation.
+		c.first = attemptCtx{Context: actx, a: a}
+		ctx = &c.first
+	} else {
+		ctx = withAttempt(actx, a)
+	}
+	var err error
+	if c.next != nil {
+		err = c.next.unary(ctx, c.method, c.req, c.reply, c.cc, c.invoker, c.opts...)
+	} else {
+		err = c.invoker(ctx, c.method, c.req, c.reply, c.cc, c.opts...)
+	}
 	if err == nil {
 		return nil
 	}
@@ -180,7 +204,7 @@ func retryResult(ctx context.Context, err error) error {
 // "topology:///service"; the preset sets it up).
 func UnaryFailover(r *Router) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		ctx, err := r.route(ctx, cc, opts)
+		ctx, _, err := r.route(ctx, cc, opts)
 		if err != nil {
 			return err
 		}
@@ -191,7 +215,7 @@ func UnaryFailover(r *Router) grpc.UnaryClientInterceptor {
 // StreamFailover is UnaryFailover for streams.
 func StreamFailover(r *Router) grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		ctx, err := r.route(ctx, cc, opts)
+		ctx, _, err := r.route(ctx, cc, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -200,8 +224,8 @@ func StreamFailover(r *Router) grpc.StreamClientInterceptor {
 }
 
 // route pins the attempt in ctx to a node, creating the attempt's state
-// when no retry step did.
-func (r *Router) route(ctx context.Context, cc *grpc.ClientConn, opts []grpc.CallOption) (context.Context, error) {
+// when no retry step did. It returns the attempt's context and state.
+func (r *Router) route(ctx context.Context, cc *grpc.ClientConn, opts []grpc.CallOption) (context.Context, *attemptInfo, error) {
 	a := attemptFrom(ctx)
 	if a == nil {
 		a = &attemptInfo{route: parseCallOptions(ctx, opts).route, partition: -1}
@@ -209,49 +233,51 @@ func (r *Router) route(ctx context.Context, cc *grpc.ClientConn, opts []grpc.Cal
 	}
 	m := r.watcher.Current()
 	if m == nil {
-		return ctx, &Error{Code: codes.Unavailable, Err: ErrNoTopology}
+		return ctx, a, &Error{Code: codes.Unavailable, Err: ErrNoTopology}
 	}
 	r.learn(m)
 	part := m.Partition(r.hash.Sum(a.route.Key))
 	if part == nil {
-		return ctx, &Error{Code: codes.Unavailable, Err: ErrNoTopology}
+		return ctx, a, &Error{Code: codes.Unavailable, Err: ErrNoTopology}
 	}
 	a.partition = part.Index
 	var (
-		cause error
-		again string // a healthy candidate an earlier attempt used
+		cause    error
+		again    string // a healthy candidate an earlier attempt used
+		againBrk *breaker.Breaker
 	)
 	try := func(node string) bool {
 		addr := r.addr(node)
-		if err := r.breakerOpen(addr); err != nil {
+		b, err := r.breaker(addr)
+		if err != nil {
 			cause = err
 			return false
 		}
 		if a.excluded(addr) {
 			if again == "" {
-				again = addr
+				again, againBrk = addr, b
 			}
 			return false
 		}
-		a.setNode(addr, true)
+		a.pin(addr, b, r.breakers)
 		return true
 	}
 	if try(part.Primary) {
-		return ctx, nil
+		return ctx, a, nil
 	}
 	if a.route.Access != AccessWrite {
 		for _, n := range part.Replicas {
 			if try(n) {
-				return ctx, nil
+				return ctx, a, nil
 			}
 		}
 	}
 	if again != "" {
 		// Every healthy candidate was tried: try the first one again.
-		a.setNode(again, true)
-		return ctx, nil
+		a.pin(again, againBrk, r.breakers)
+		return ctx, a, nil
 	}
-	return ctx, &NodeError{Service: serviceOf(cc), Partition: part.Index, Write: a.route.Access == AccessWrite, Err: cause}
+	return ctx, a, &NodeError{Service: serviceOf(cc), Partition: part.Index, Write: a.route.Access == AccessWrite, Err: cause}
 }
 
 // serviceOf returns the service part of cc's target ("orders" for
@@ -267,7 +293,13 @@ func serviceOf(cc *grpc.ClientConn) string {
 // nodeOf returns the node of the attempt in ctx, or cc's target when no
 // failover step chose one.
 func nodeOf(ctx context.Context, cc *grpc.ClientConn) string {
-	if a := attemptFrom(ctx); a != nil {
+	return attemptNode(attemptFrom(ctx), cc)
+}
+
+// attemptNode returns the node the failover step chose for the attempt a
+// (which may be nil), or cc's target when it chose none.
+func attemptNode(a *attemptInfo, cc *grpc.ClientConn) string {
+	if a != nil {
 		if n, pinned := a.pinnedNode(); pinned {
 			return n
 		}
@@ -289,8 +321,9 @@ func nodeOf(ctx context.Context, cc *grpc.ClientConn) string {
 // inner bulkhead are neutral; every other code is a success.
 func UnaryBreaker(g *breaker.Group) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		node := nodeOf(ctx, cc)
-		tk, err := g.Get(node).Admit()
+		a := attemptFrom(ctx)
+		node := attemptNode(a, cc)
+		tk, err := a.breakerIn(g, node).Admit()
 		if err != nil {
 			return &Error{Code: codes.Unavailable, Node: node, Err: err}
 		}
@@ -303,7 +336,10 @@ func UnaryBreaker(g *breaker.Group) grpc.UnaryClientInterceptor {
 // breakerOutcome classifies err for a breaker.
 // ctx is the attempt's context; the caller's comes from the retry step.
 func breakerOutcome(ctx context.Context, err error) breaker.Outcome {
-	if err != nil && localRefusal(err) {
+	if err == nil {
+		return breaker.Success
+	}
+	if localRefusal(err) {
 		return breaker.Neutral
 	}
 	caller := ctx

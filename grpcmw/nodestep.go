@@ -10,28 +10,36 @@ import (
 	"github.com/rampart-go/rampart/bulkhead"
 )
 
-// nodeStep is the preset's failover → breaker → bulkhead steps in one unary
-// interceptor: the same behaviour as UnaryFailover, UnaryBreaker and
-// UnaryBulkhead chained, without two levels of gRPC's per-call interceptor
-// chaining. Any of its parts may be nil.
+// nodeStep is the preset's per-attempt steps in one unary interceptor:
+// failover → breaker → bulkhead → attempt tracing, with the same behaviour
+// as UnaryFailover, UnaryBreaker, UnaryBulkhead and UnaryAttemptTracing
+// chained, without gRPC's per-call closure between each two of them. Any of
+// its parts may be left out (nil, or traceAttempts false).
 type nodeStep struct {
-	router   *Router
-	breakers *breaker.Group
-	bulk     *bulkhead.Group
+	router        *Router
+	breakers      *breaker.Group
+	bulk          *bulkhead.Group
+	traceAttempts bool
 }
 
 func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if s.router == nil && s.breakers == nil && s.bulk == nil && !s.traceAttempts {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	var a *attemptInfo
 	if s.router != nil {
 		var err error
-		if ctx, err = s.router.route(ctx, cc, opts); err != nil {
+		if ctx, a, err = s.router.route(ctx, cc, opts); err != nil {
 			return err
 		}
+	} else {
+		a = attemptFrom(ctx)
 	}
-	node := nodeOf(ctx, cc)
+	node := attemptNode(a, cc)
 	var tk breaker.Ticket // the zero Ticket's Done does nothing
 	if s.breakers != nil {
 		var err error
-		if tk, err = s.breakers.Get(node).Admit(); err != nil {
+		if tk, err = a.breakerIn(s.breakers, node).Admit(); err != nil {
 			return &Error{Code: codes.Unavailable, Node: node, Err: err}
 		}
 	}
@@ -46,7 +54,12 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 			return err
 		}
 	}
-	err := invoker(ctx, method, req, reply, cc, opts...)
+	var err error
+	if s.traceAttempts {
+		err = traceAttempt(ctx, method, req, reply, cc, invoker, opts)
+	} else {
+		err = invoker(ctx, method, req, reply, cc, opts...)
+	}
 	permit.Release()
 	if s.breakers != nil {
 		tk.Done(breakerOutcome(ctx, err))

@@ -4,9 +4,11 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/bulkhead"
+	"github.com/rampart-go/rampart/ratelimit"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 )
@@ -31,7 +33,7 @@ import (
 func DialOptions(opts ...Option) []grpc.DialOption {
 	c := newConfig(opts)
 	var (
-		unary  []grpc.UnaryClientInterceptor
+		chain  = &unaryChain{tracer: c.tracer, limiter: c.limiter}
 		stream []grpc.StreamClientInterceptor
 		dial   = []grpc.DialOption{grpc.WithDisableRetry()}
 	)
@@ -46,11 +48,9 @@ func DialOptions(opts ...Option) []grpc.DialOption {
 		r = c.newRouter(c.watcher)
 	}
 	if c.tracer != nil {
-		unary = append(unary, UnaryTracing(c.tracer))
 		stream = append(stream, StreamTracing(c.tracer))
 	}
 	if c.limiter != nil {
-		unary = append(unary, UnaryRateLimit(c.limiter))
 		stream = append(stream, StreamRateLimit(c.limiter))
 	}
 	if !c.noRetry {
@@ -58,7 +58,7 @@ func DialOptions(opts ...Option) []grpc.DialOption {
 		if p == nil {
 			p = retry.NewPolicy(retry.Policy{})
 		}
-		unary = append(unary, UnaryRetry(p))
+		chain.policy = p
 		stream = append(stream, StreamRetry(p))
 	}
 	if r != nil {
@@ -67,7 +67,8 @@ func DialOptions(opts ...Option) []grpc.DialOption {
 			grpc.WithDefaultServiceConfig(ServiceConfig))
 		stream = append(stream, StreamFailover(r))
 	}
-	step := &nodeStep{router: r}
+	step := &chain.step
+	step.router = r
 	if g := c.breakers; g != nil {
 		if r != nil && r.breakers != nil {
 			g = r.breakers // one group for failover and the breaker step
@@ -86,16 +87,50 @@ func DialOptions(opts ...Option) []grpc.DialOption {
 		step.bulk = g
 		stream = append(stream, StreamBulkhead(g))
 	}
-	if step.router != nil || step.breakers != nil || step.bulk != nil {
-		unary = append(unary, step.unary)
-	}
 	if c.tracer != nil {
-		unary = append(unary, UnaryAttemptTracing())
+		step.traceAttempts = true
 		stream = append(stream, StreamAttemptTracing())
 	}
 	return append(dial,
-		grpc.WithChainUnaryInterceptor(unary...),
+		grpc.WithChainUnaryInterceptor(chain.unary),
 		grpc.WithChainStreamInterceptor(stream...))
+}
+
+// unaryChain is the preset's unary steps, outermost first: tracing → rate
+// limit → retry → failover → breaker → bulkhead → attempt tracing. It
+// behaves as UnaryTracing, UnaryRateLimit, UnaryRetry and the node step
+// chained by grpc.WithChainUnaryInterceptor, but as one interceptor that
+// calls each step directly, without gRPC's per-call closures between them.
+// A step is left out when its field is nil (or, for the node step, when
+// all of its parts are).
+type unaryChain struct {
+	tracer  *sampling.Tracer
+	limiter *ratelimit.Limiter
+	policy  *retry.Policy
+	step    nodeStep
+}
+
+func (c *unaryChain) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if c.tracer == nil {
+		return c.untraced(ctx, method, req, reply, cc, invoker, opts)
+	}
+	tctx := startTrace(ctx, c.tracer, method)
+	err := c.untraced(tctx, method, req, reply, cc, invoker, opts)
+	tctx.ts.end(err)
+	return err
+}
+
+// untraced runs the steps below tracing.
+func (c *unaryChain) untraced(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return wrapErr(err, codes.ResourceExhausted, "")
+		}
+	}
+	if c.policy != nil {
+		return retryUnary(c.policy, &c.step, ctx, method, req, reply, cc, invoker, opts)
+	}
+	return c.step.unary(ctx, method, req, reply, cc, invoker, opts...)
 }
 
 // observeBreakers records every state change of g's breakers in m (the

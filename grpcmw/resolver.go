@@ -93,13 +93,21 @@ func (r *Router) learn(m *topology.Map) {
 
 // breakerOpen returns the breaker's rejection if addr's breaker is open.
 func (r *Router) breakerOpen(addr string) error {
+	_, err := r.breaker(addr)
+	return err
+}
+
+// breaker returns addr's breaker, or nil when r has no breakers, and the
+// breaker's rejection if it is open.
+func (r *Router) breaker(addr string) (*breaker.Breaker, error) {
 	if r.breakers == nil {
-		return nil
+		return nil, nil
 	}
-	if r.breakers.Get(addr).State() == breaker.StateOpen {
-		return breaker.ErrOpen
+	b := r.breakers.Get(addr)
+	if b.State() == breaker.StateOpen {
+		return b, breaker.ErrOpen
 	}
-	return nil
+	return b, nil
 }
 
 // resolved is what a resolver hands the balancer with each map.

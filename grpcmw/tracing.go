@@ -29,9 +29,42 @@ type traceState struct {
 
 type traceKey struct{}
 
+// traceCtx is the context of a traced call: its parent with the call's
+// trace state as the value of traceKey{}, as context.WithValue would make
+// it, with the state and the context in one allocation.
+type traceCtx struct {
+	context.Context
+	ts traceState
+}
+
+// Value returns the trace state for traceKey{}, and otherwise asks the
+// parent.
+func (c *traceCtx) Value(key any) any {
+	if _, ok := key.(traceKey); ok {
+		return &c.ts
+	}
+	return c.Context.Value(key)
+}
+
+// String names the context, as context.WithValue's contexts do.
+func (c *traceCtx) String() string { return "grpcmw.traceContext" }
+
 func traceFrom(ctx context.Context) *traceState {
 	s, _ := ctx.Value(traceKey{}).(*traceState)
 	return s
+}
+
+// startTrace starts the sampling call of a call to method and returns the
+// context for the layers below, which carries its trace state.
+func startTrace(ctx context.Context, t *sampling.Tracer, method string) *traceCtx {
+	sctx, call := t.Start(ctx, spanName(method), trace.SpanKindClient)
+	return &traceCtx{Context: ctx, ts: traceState{call: call, sctx: sctx, metrics: t.Metrics()}}
+}
+
+// end ends the call with its result err.
+func (ts *traceState) end(err error) {
+	recordRejection(ts, err)
+	ts.call.End(err)
 }
 
 // spanName is the call's span name: the method without its leading slash
@@ -52,11 +85,9 @@ func UnaryTracing(t *sampling.Tracer) grpc.UnaryClientInterceptor {
 		if t == nil {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
-		sctx, call := t.Start(ctx, spanName(method), trace.SpanKindClient)
-		ts := &traceState{call: call, sctx: sctx, metrics: t.Metrics()}
-		err := invoker(context.WithValue(ctx, traceKey{}, ts), method, req, reply, cc, opts...)
-		recordRejection(ts, err)
-		call.End(err)
+		tctx := startTrace(ctx, t, method)
+		err := invoker(tctx, method, req, reply, cc, opts...)
+		tctx.ts.end(err)
 		return err
 	}
 }
@@ -68,18 +99,13 @@ func StreamTracing(t *sampling.Tracer) grpc.StreamClientInterceptor {
 		if t == nil {
 			return streamer(ctx, desc, cc, method, opts...)
 		}
-		sctx, call := t.Start(ctx, spanName(method), trace.SpanKindClient)
-		ts := &traceState{call: call, sctx: sctx, metrics: t.Metrics()}
-		cs, err := streamer(context.WithValue(ctx, traceKey{}, ts), desc, cc, method, opts...)
+		tctx := startTrace(ctx, t, method)
+		cs, err := streamer(tctx, desc, cc, method, opts...)
 		if err != nil {
-			recordRejection(ts, err)
-			call.End(err)
+			tctx.ts.end(err)
 			return nil, err
 		}
-		return newEndStream(ctx, cs, false, func(err error) {
-			recordRejection(ts, err)
-			call.End(err)
-		}), nil
+		return newEndStream(ctx, cs, false, tctx.ts.end), nil
 	}
 }
 
@@ -90,15 +116,20 @@ func StreamTracing(t *sampling.Tracer) grpc.StreamClientInterceptor {
 // innermost. Calls that are not traced pass through.
 func UnaryAttemptTracing() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		ts := traceFrom(ctx)
-		if ts == nil {
-			return invoker(ctx, method, req, reply, cc, opts...)
-		}
-		ctx, att, waited := startAttempt(ctx, ts, cc)
-		err := invoker(ctx, method, req, reply, cc, opts...)
-		att.End(attemptOutcome(ctx, err), err, waited)
-		return err
+		return traceAttempt(ctx, method, req, reply, cc, invoker, opts)
 	}
+}
+
+// traceAttempt is UnaryAttemptTracing's interceptor.
+func traceAttempt(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
+	ts := traceFrom(ctx)
+	if ts == nil {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	ctx, att, waited := startAttempt(ctx, ts, cc)
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	att.End(attemptOutcome(ctx, err), err, waited)
+	return err
 }
 
 // StreamAttemptTracing is UnaryAttemptTracing for streams: the attempt
