@@ -417,3 +417,63 @@ func TestClusterNoConnectionLeak(t *testing.T) {
 		t.Fatalf("%d dials, %d new and %d reused connections for 3000 sequential requests: connections leak", d, f, reused.Load())
 	}
 }
+
+// waitSignal is a watcher that tells the test when a request waits on it.
+type waitSignal struct {
+	*topology.Watcher
+	waiting chan struct{}
+	once    sync.Once
+}
+
+func (w *waitSignal) Wait(ctx context.Context) (*topology.Map, error) {
+	w.once.Do(func() { close(w.waiting) })
+	return w.Watcher.Wait(ctx)
+}
+
+// A request that arrives before the watcher's first map waits for it
+// (bounded by Service.TopologyWait) instead of failing with ErrNoTopology.
+func TestClusterFirstMapWaitedFor(t *testing.T) {
+	m := clusterMap(t)
+	c := clustertest.New(t, m)
+	key := keyFor(t, m, 0)
+	newRT := func(top httpmw.Topology, wait time.Duration) http.RoundTripper {
+		tr := &http.Transport{}
+		t.Cleanup(tr.CloseIdleConnections)
+		return httpmw.New(tr, httpmw.WithService(httpmw.Service{
+			Host: "orders", Topology: top, Port: c.HTTPPort(), TopologyWait: wait}))
+	}
+	get := func(rt http.RoundTripper) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(httpmw.WithPartitionKey(t.Context(), key), "GET", "http://orders/item", nil)
+		return rt.RoundTrip(req)
+	}
+
+	// A watcher that never runs: the wait is bounded, or skipped.
+	idle := topology.NewWatcher(topology.HTTP(c.TopologyURL()))
+	for _, wait := range []time.Duration{-1, 20 * time.Millisecond} {
+		if _, err := get(newRT(idle, wait)); !errors.Is(err, httpmw.ErrNoTopology) {
+			t.Fatalf("TopologyWait %v, no map ever: %v", wait, err)
+		}
+	}
+
+	w := &waitSignal{Watcher: topology.NewWatcher(topology.HTTP(c.TopologyURL())), waiting: make(chan struct{})}
+	rt := newRT(w, time.Minute)
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := get(rt)
+		done <- result{resp, err}
+	}()
+	<-w.waiting // the request is waiting for the first map: start the watcher
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = w.Run(ctx) }()
+	defer func() { cancel(); <-stopped }()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("request that waited for the first map: %v", r.err)
+	}
+	readAll(t, r.resp)
+}

@@ -16,7 +16,8 @@ var ErrNoHealthyNode = errors.New("httpmw: no healthy node")
 var ErrNoPartitionKey = errors.New("httpmw: no partition key")
 
 // ErrNoTopology is returned when a request to a logical host configured for
-// failover arrives before its topology source has a map.
+// failover finds no topology map: its source has none yet, and none came
+// within Service.TopologyWait.
 var ErrNoTopology = errors.New("httpmw: no topology map")
 
 // StatusError reports a response whose status code is retryable (429, or

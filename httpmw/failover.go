@@ -1,6 +1,7 @@
 package httpmw
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -55,6 +56,22 @@ type Service struct {
 	// the primary cannot take it. False means writes go to the primary
 	// only, unless a request's context says otherwise (WithWriteFailover).
 	WriteFailover bool
+	// TopologyWait bounds how long a request that arrives before Topology
+	// has its first map waits for one (within the request's own context),
+	// when Topology can be waited on (it has a method
+	// Wait(context.Context) (*topology.Map, error), as *topology.Watcher
+	// does). Zero means DefaultTopologyWait; negative means no wait: such
+	// a request fails at once with ErrNoTopology.
+	TopologyWait time.Duration
+}
+
+// DefaultTopologyWait is the longest a request waits for the first
+// topology map of its service; see Service.TopologyWait.
+const DefaultTopologyWait = 5 * time.Second
+
+// waiter is a Topology whose first map can be waited for.
+type waiter interface {
+	Wait(ctx context.Context) (*topology.Map, error)
 }
 
 // service is a Service ready for use, with a cache of its routing table.
@@ -135,6 +152,23 @@ func (s *service) routes(port int) *routeTable {
 	}
 	s.table.Store(t)
 	return t
+}
+
+// waitFirstMap waits, within ctx and the service's TopologyWait, for the
+// service's topology to have a map. It reports whether it has one.
+func (s *service) waitFirstMap(ctx context.Context) bool {
+	w, ok := s.Topology.(waiter)
+	if !ok || s.TopologyWait < 0 {
+		return false
+	}
+	d := s.TopologyWait
+	if d == 0 {
+		d = DefaultTopologyWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	m, err := w.Wait(ctx)
+	return err == nil && m != nil
 }
 
 // partitionKey returns the request's partition key: the context's, else the
@@ -248,6 +282,9 @@ func (f *Failover) route(s *service, c *call, r *http.Request) error {
 		return ErrNoPartitionKey
 	}
 	t := s.routes(s.port(r.URL.Scheme))
+	if t == nil && s.waitFirstMap(r.Context()) {
+		t = s.routes(s.port(r.URL.Scheme))
+	}
 	if t == nil {
 		closeRequestBody(r)
 		return ErrNoTopology
