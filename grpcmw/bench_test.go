@@ -137,6 +137,9 @@ func BenchmarkInterceptors(b *testing.B) {
 		{"chain", []grpc.UnaryClientInterceptor{
 			grpcmw.UnaryRetry(retry.NewPolicy(retry.Policy{})), grpcmw.UnaryFailover(r),
 			grpcmw.UnaryBreaker(bg), grpcmw.UnaryBulkhead(hg)}},
+		// The same steps as the preset installs them: one interceptor.
+		{"preset", []grpc.UnaryClientInterceptor{grpcmw.PresetUnary(
+			grpcmw.WithRouter(r), grpcmw.WithBreakers(bg), grpcmw.WithBulkheads(hg))}},
 	}
 	opt := grpcmw.PartitionKey(key)
 	for _, tc := range cases {

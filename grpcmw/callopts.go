@@ -221,21 +221,15 @@ func (a *attemptInfo) pinnedNode() (string, bool) {
 	return a.node, a.pinned
 }
 
-// breakerIn returns the breaker of node in g: the one Failover looked up
-// for the attempt when it is that breaker, or g.Get(node).
-func (a *attemptInfo) breakerIn(g *breaker.Group, node string) *breaker.Breaker {
-	if a != nil {
-		a.mu.Lock()
-		b := a.brk
-		if a.brkGroup != g || a.node != node {
-			b = nil
-		}
-		a.mu.Unlock()
-		if b != nil {
-			return b
-		}
+// pinnedBreaker is pinnedNode, plus the node's breaker in g when Failover
+// looked it up in that group (nil otherwise).
+func (a *attemptInfo) pinnedBreaker(g *breaker.Group) (string, bool, *breaker.Breaker) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.brkGroup != g {
+		return a.node, a.pinned, nil
 	}
-	return g.Get(node)
+	return a.node, a.pinned, a.brk
 }
 
 func (a *attemptInfo) getNode() string {

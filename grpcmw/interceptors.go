@@ -304,6 +304,32 @@ func attemptNode(a *attemptInfo, cc *grpc.ClientConn) string {
 			return n
 		}
 	}
+	return target(cc)
+}
+
+// attemptBreaker returns the node of the attempt a (which may be nil), as
+// attemptNode does, and its breaker in g: the one the failover step looked
+// up when it chose the node, or else g.Get(node).
+func attemptBreaker(a *attemptInfo, cc *grpc.ClientConn, g *breaker.Group) (string, *breaker.Breaker) {
+	var (
+		node   string
+		pinned bool
+		b      *breaker.Breaker
+	)
+	if a != nil {
+		node, pinned, b = a.pinnedBreaker(g)
+	}
+	if !pinned {
+		node, b = target(cc), nil
+	}
+	if b == nil {
+		b = g.Get(node)
+	}
+	return node, b
+}
+
+// target returns cc's target, or "" for a nil cc.
+func target(cc *grpc.ClientConn) string {
 	if cc == nil {
 		return ""
 	}
@@ -321,9 +347,8 @@ func attemptNode(a *attemptInfo, cc *grpc.ClientConn) string {
 // inner bulkhead are neutral; every other code is a success.
 func UnaryBreaker(g *breaker.Group) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		a := attemptFrom(ctx)
-		node := attemptNode(a, cc)
-		tk, err := a.breakerIn(g, node).Admit()
+		node, b := attemptBreaker(attemptFrom(ctx), cc, g)
+		tk, err := b.Admit()
 		if err != nil {
 			return &Error{Code: codes.Unavailable, Node: node, Err: err}
 		}

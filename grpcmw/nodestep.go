@@ -35,13 +35,19 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 	} else {
 		a = attemptFrom(ctx)
 	}
-	node := attemptNode(a, cc)
-	var tk breaker.Ticket // the zero Ticket's Done does nothing
+	var (
+		node string
+		tk   breaker.Ticket // the zero Ticket's Done does nothing
+	)
 	if s.breakers != nil {
+		var b *breaker.Breaker
+		node, b = attemptBreaker(a, cc, s.breakers)
 		var err error
-		if tk, err = a.breakerIn(s.breakers, node).Admit(); err != nil {
+		if tk, err = b.Admit(); err != nil {
 			return &Error{Code: codes.Unavailable, Node: node, Err: err}
 		}
+	} else {
+		node = attemptNode(a, cc)
 	}
 	var permit bulkhead.Permit
 	if s.bulk != nil {

@@ -31,12 +31,17 @@ import (
 // (grpc.WithDisableRetry): they would multiply rampart's attempts. Give
 // transport credentials and other dial options alongside.
 func DialOptions(opts ...Option) []grpc.DialOption {
-	c := newConfig(opts)
-	var (
-		chain  = &unaryChain{tracer: c.tracer, limiter: c.limiter}
-		stream []grpc.StreamClientInterceptor
-		dial   = []grpc.DialOption{grpc.WithDisableRetry()}
-	)
+	dial, unary, stream := newPreset(newConfig(opts))
+	return append(dial,
+		grpc.WithChainUnaryInterceptor(unary.unary),
+		grpc.WithChainStreamInterceptor(stream...))
+}
+
+// newPreset builds the preset c describes: its dial options other than the
+// interceptors, its unary steps and its stream interceptors.
+func newPreset(c *config) (dial []grpc.DialOption, unary *unaryChain, stream []grpc.StreamClientInterceptor) {
+	chain := &unaryChain{tracer: c.tracer, limiter: c.limiter}
+	dial = []grpc.DialOption{grpc.WithDisableRetry()}
 	if c.breakers == nil && !c.noBreak {
 		c.breakers = breaker.NewGroup(breaker.Settings{}, 0)
 	}
@@ -91,9 +96,7 @@ func DialOptions(opts ...Option) []grpc.DialOption {
 		step.traceAttempts = true
 		stream = append(stream, StreamAttemptTracing())
 	}
-	return append(dial,
-		grpc.WithChainUnaryInterceptor(chain.unary),
-		grpc.WithChainStreamInterceptor(stream...))
+	return dial, chain, stream
 }
 
 // unaryChain is the preset's unary steps, outermost first: tracing → rate

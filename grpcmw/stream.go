@@ -72,8 +72,8 @@ func (s *endStream) SendMsg(m any) error {
 // (its context cancelled) is neutral.
 func StreamBreaker(g *breaker.Group) grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		node := nodeOf(ctx, cc)
-		tk, err := g.Get(node).Admit()
+		node, b := attemptBreaker(attemptFrom(ctx), cc, g)
+		tk, err := b.Admit()
 		if err != nil {
 			return nil, &Error{Code: codes.Unavailable, Node: node, Err: err}
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -25,6 +26,7 @@ type traceState struct {
 	call    *sampling.Call
 	sctx    context.Context // the context Tracer.Start returned
 	metrics *sampling.Metrics
+	plainTP bool // the tracer's propagator is propagation.TraceContext
 }
 
 type traceKey struct{}
@@ -58,7 +60,8 @@ func traceFrom(ctx context.Context) *traceState {
 // context for the layers below, which carries its trace state.
 func startTrace(ctx context.Context, t *sampling.Tracer, method string) *traceCtx {
 	sctx, call := t.Start(ctx, spanName(method), trace.SpanKindClient)
-	return &traceCtx{Context: ctx, ts: traceState{call: call, sctx: sctx, metrics: t.Metrics()}}
+	_, plain := t.Propagator().(propagation.TraceContext)
+	return &traceCtx{Context: ctx, ts: traceState{call: call, sctx: sctx, metrics: t.Metrics(), plainTP: plain}}
 }
 
 // end ends the call with its result err.
@@ -159,11 +162,35 @@ func startAttempt(ctx context.Context, ts *traceState, cc *grpc.ClientConn) (con
 	if a := attemptFrom(ctx); a != nil {
 		partition, waited = a.partition, a.waited
 	}
-	_, att := ts.call.StartAttempt(ts.sctx, node, partition)
-	md, _ := metadata.FromOutgoingContext(ctx)
-	md = md.Copy()
+	actx, att := ts.call.StartAttempt(ts.sctx, node, partition)
+	if ts.plainTP && plainTraceparent(ctx, actx) {
+		// What propagation.TraceContext would inject: a traceparent alone.
+		// Appending it spares a copy of the caller's metadata.
+		var buf [55]byte // "00-" trace-id "-" span-id "-" flags
+		tp := att.AppendTraceparent(buf[:0])
+		return metadata.AppendToOutgoingContext(ctx, traceparentKey, string(tp)), att, waited
+	}
+	md, ok := metadata.FromOutgoingContext(ctx) // a copy of its own
+	if !ok {
+		md = make(metadata.MD, 1)
+	}
 	att.Inject(ts.sctx, mdCarrier(md))
 	return metadata.NewOutgoingContext(ctx, md), att, waited
+}
+
+const (
+	traceparentKey = "traceparent"
+	tracestateKey  = "tracestate"
+)
+
+// plainTraceparent reports whether propagation.TraceContext would inject
+// only a traceparent for the attempt whose sampling context is actx, and
+// ctx's outgoing metadata has no trace context to replace.
+func plainTraceparent(ctx, actx context.Context) bool {
+	sc := trace.SpanContextFromContext(actx)
+	return sc.IsValid() && sc.TraceState().Len() == 0 &&
+		metadata.ValueFromOutgoingContext(ctx, traceparentKey) == nil &&
+		metadata.ValueFromOutgoingContext(ctx, tracestateKey) == nil
 }
 
 // attemptOutcome maps an attempt's result to a sampling outcome.
