@@ -167,7 +167,10 @@ func sendAttempt(c *call, next http.RoundTripper, r *http.Request, waited time.D
 	return resp, err
 }
 
-const traceparentKey = "Traceparent"
+const (
+	traceparentKey = "Traceparent"
+	tracestateKey  = "Tracestate"
+)
 
 // traceparentVal is the traceparent header value of a retry, with the
 // bytes behind it; it is written once and never reused.
@@ -189,7 +192,10 @@ func (c *call) beginAttempt(r *http.Request) *http.Request {
 	for k, v := range r.Header {
 		h[k] = v // value slices are shared read-only, never appended to
 	}
-	if c.plainTP {
+	// Our traceparent replaces the caller's, so a caller's tracestate, which
+	// belongs to theirs, goes too; the propagator writes the call's own.
+	delete(h, tracestateKey)
+	if c.plainTP && a.SpanContext().TraceState().Len() == 0 {
 		if !c.tpUsed {
 			// The call's own buffer backs the first attempt's value: it
 			// is written once and never reused, so no copy is needed.

@@ -1,10 +1,14 @@
 package httpmw_test
 
 import (
+	"context"
+	"net/http"
 	"strings"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/rampart-go/rampart/clustertest"
@@ -68,4 +72,58 @@ func TestClusterTracing(t *testing.T) {
 		t.Fatal("bad or missing traceparent on the retry")
 	}
 	_ = clustertest.HeaderNode
+}
+
+// captureRT records the headers of the requests it answers with 200.
+type captureRT struct{ headers []http.Header }
+
+func (c *captureRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.headers = append(c.headers, r.Header.Clone())
+	return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+}
+
+// Every attempt carries what the W3C propagator would write for it: the
+// parent's tracestate when it has one, and never a tracestate the caller's
+// header held for the traceparent rampart replaces.
+func TestTracingTracestate(t *testing.T) {
+	tracer := sampling.NewTracer(sampling.WithRatio(0), sampling.WithTracerProvider(tracenoop.NewTracerProvider()))
+	capt := &captureRT{}
+	rt := httpmw.NewTracing(capt, httpmw.WithTracer(tracer))
+	ts, err := trace.ParseTraceState("vendor=abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceState: ts, Remote: true})
+	for _, tc := range []struct {
+		name   string
+		ctx    context.Context
+		wantTS string
+	}{
+		{"parent with tracestate", trace.ContextWithRemoteSpanContext(context.Background(), parent), "vendor=abc"},
+		{"no parent", context.Background(), ""},
+	} {
+		req, _ := http.NewRequestWithContext(tc.ctx, "GET", "http://127.0.0.1:1/", nil)
+		req.Header.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+		req.Header.Set("Tracestate", "stale=1")
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		h := capt.headers[len(capt.headers)-1]
+		if got := h.Values("Tracestate"); tc.wantTS == "" && len(got) != 0 || tc.wantTS != "" && (len(got) != 1 || got[0] != tc.wantTS) {
+			t.Errorf("%s: tracestate %q, want %q", tc.name, got, tc.wantTS)
+		}
+		tp := h.Get("Traceparent")
+		if strings.Contains(tp, "0af7651916cd43dd8448eb211c80319c") {
+			t.Errorf("%s: the caller's traceparent was sent", tc.name)
+		}
+		if tc.wantTS != "" && !strings.HasPrefix(tp, "00-"+parent.TraceID().String()) {
+			t.Errorf("%s: traceparent %q not in the parent's trace", tc.name, tp)
+		}
+		if req.Header.Get("Tracestate") != "stale=1" {
+			t.Errorf("%s: the caller's header was modified", tc.name)
+		}
+	}
 }
