@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/topology"
 )
 
 // PartitionKeyOption is the CallOption made by [PartitionKey].
@@ -149,8 +150,10 @@ type attemptInfo struct {
 	route  Route
 	tried  []string // nodes of earlier attempts; read-only for this attempt
 
-	partition int           // the partition index Failover chose, or -1
-	waited    time.Duration // the backoff before this attempt
+	partition int                 // the partition index Failover chose, or -1
+	part      *topology.Partition // that partition, when Failover chose it
+	router    *Router             // the Router whose Failover chose it
+	waited    time.Duration       // the backoff before this attempt
 
 	mu     sync.Mutex
 	node   string // the node of this attempt ("ip:port"), once chosen

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -322,4 +324,156 @@ func TestBalancerAlone(t *testing.T) {
 		last = err
 	}
 	t.Fatalf("reads after crash kept failing: %v", last)
+}
+
+// instantClock is a retry clock whose timers fire at once.
+type instantClock struct{}
+
+func (instantClock) Now() time.Time { return time.Now() }
+func (instantClock) NewTimer(time.Duration) retry.Timer {
+	ch := make(chan time.Time, 1)
+	ch <- time.Now()
+	return firedTimer(ch)
+}
+
+type firedTimer chan time.Time
+
+func (t firedTimer) C() <-chan time.Time { return t }
+func (firedTimer) Stop() bool            { return false }
+
+// A pushback is about the node that sent it: a read goes on to a replica
+// after the usual backoff instead of waiting, no call sends the node
+// anything until its pushback is over, and a write, which only the primary
+// takes, waits it out.
+func TestThrottledNodeSkipped(t *testing.T) {
+	c := clustertest.New(t, loadMap(t))
+	w := runWatcher(t, topology.NewWatcher(topology.HTTP(c.TopologyURL())))
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	r := grpcmw.NewRouter(w, grpcmw.WithPort(c.GRPCPort()))
+	grpcmw.SetRouterClock(r, func() time.Time { return time.Unix(0, now.Load()) })
+	var (
+		mu     sync.Mutex
+		events []retry.Event
+	)
+	p := retry.NewPolicy(retry.Policy{BaseDelay: time.Millisecond, MaxPushback: 10 * time.Second,
+		OnRetry: func(ev retry.Event) { mu.Lock(); events = append(events, ev); mu.Unlock() }},
+		retry.WithClock(instantClock{}))
+	conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(grpcmw.WithRouter(r), grpcmw.WithRetry(p)),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	echo := pb.NewEchoClient(conn)
+	taken := func() []retry.Event {
+		mu.Lock()
+		defer mu.Unlock()
+		evs := events
+		events = nil
+		return evs
+	}
+
+	m := w.Current()
+	key := keyFor(t, m, 2)
+	primary, replica := c.Node(m.Partitions[2].Primary), m.Partitions[2].Replicas[0]
+	primary.SetThrottle(time.Second)
+	for i := 0; i < 10; i++ {
+		reply, err := echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key), grpcmw.Read())
+		if err != nil || reply.Node != replica {
+			t.Fatalf("read %d: %v, %v; want served by %s", i, reply, err, replica)
+		}
+	}
+	if evs := taken(); len(evs) != 1 || evs[0].Pushback != 0 || evs[0].Delay >= time.Second {
+		t.Fatalf("retries %+v: want one, after the usual backoff", evs)
+	}
+	if n := primary.Requests(); n != 1 {
+		t.Fatalf("throttled primary got %d calls, want 1", n)
+	}
+
+	// Its second over, the primary serves reads again.
+	primary.Heal()
+	now.Add(int64(time.Second))
+	reply, err := echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key), grpcmw.Read())
+	if err != nil || reply.Node != primary.IP() {
+		t.Fatalf("read after the pushback: %v, %v; want the primary", reply, err)
+	}
+
+	// A write waits the pushback out, on the retry clock.
+	primary.SetThrottle(time.Second)
+	_, err = echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("write to a throttled primary: %v, want ResourceExhausted", err)
+	}
+	evs := taken()
+	if len(evs) == 0 {
+		t.Fatal("write was not retried")
+	}
+	for _, ev := range evs {
+		if ev.Pushback != time.Second {
+			t.Fatalf("write retries %+v: want each to wait the 1s pushback", evs)
+		}
+	}
+}
+
+// gatedSource yields its map once open is closed.
+type gatedSource struct {
+	m    *topology.Map
+	open chan struct{}
+}
+
+func (s *gatedSource) Fetch(ctx context.Context) (*topology.Map, error) {
+	select {
+	case <-s.open:
+		return s.m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// A call that starts before the watcher's first map waits for it (within
+// WithTopologyWait and its own context) instead of failing at once.
+func TestFirstMapWaitedFor(t *testing.T) {
+	c := clustertest.New(t, loadMap(t))
+	m := c.Map()
+	key := keyFor(t, m, 0)
+	dial := func(w *topology.Watcher, wait time.Duration) pb.EchoClient {
+		conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(grpcmw.WithWatcher(w),
+			grpcmw.WithPort(c.GRPCPort()), grpcmw.WithTopologyWait(wait)),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return pb.NewEchoClient(conn)
+	}
+
+	// No map ever: the wait is bounded, or skipped.
+	idle := topology.NewWatcher(topology.Static(m))
+	for _, wait := range []time.Duration{-1, 20 * time.Millisecond} {
+		_, err := dial(idle, wait).Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
+		if status.Code(err) != codes.Unavailable || !errors.Is(err, grpcmw.ErrNoTopology) {
+			t.Fatalf("TopologyWait %v, no map ever: %v", wait, err)
+		}
+	}
+
+	src := &gatedSource{m: m, open: make(chan struct{})}
+	w := topology.NewWatcher(src)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = w.Run(ctx) }()
+	defer func() { cancel(); <-stopped }()
+	echo := dial(w, time.Minute)
+	calling := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		close(calling)
+		_, err := echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
+		done <- err
+	}()
+	<-calling
+	close(src.open)
+	if err := <-done; err != nil {
+		t.Fatalf("call that waited for the first map: %v", err)
+	}
 }

@@ -1,9 +1,16 @@
 package grpcmw
 
-import "google.golang.org/grpc"
+import (
+	"time"
+
+	"google.golang.org/grpc"
+)
 
 // PresetUnary returns the unary interceptor DialOptions(opts...) installs.
 func PresetUnary(opts ...Option) grpc.UnaryClientInterceptor {
 	_, unary, _ := newPreset(newConfig(opts))
 	return unary.unary
 }
+
+// SetRouterClock makes r read the time from now (for its throttle record).
+func SetRouterClock(r *Router, now func() time.Time) { r.now = now }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -47,8 +48,10 @@ func StreamRateLimit(l *ratelimit.Limiter) grpc.StreamClientInterceptor {
 // UnaryRetry returns an interceptor that runs each call under p: a failed
 // attempt is retried when the error is Unavailable, an attempt timeout
 // (p.AttemptTimeout), or ResourceExhausted with a non-negative
-// grpc-retry-pushback-ms trailer (honoured as the least wait); no other code
-// is retried, and a cancelled caller stops at once. Each attempt's context
+// grpc-retry-pushback-ms trailer (honoured as the least wait, unless the
+// failover step has another node for the next attempt: the pushback is
+// about the node that sent it, which failover then avoids until it is
+// over); no other code is retried, and a cancelled caller stops at once. Each attempt's context
 // tells the failover step and the topology picker which nodes were already
 // tried, so that a retry goes to another node. A nil p means the zero
 // retry.Policy. The per-call option [MaxAttempts] overrides
@@ -60,9 +63,7 @@ func StreamRateLimit(l *ratelimit.Limiter) grpc.StreamClientInterceptor {
 // Do not combine it with gRPC's own retries (a retryPolicy in the service
 // config): attempts would multiply. The preset disables gRPC's retries.
 func UnaryRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
-	if p == nil {
-		p = &retry.Policy{}
-	}
+	p = normalPolicy(p)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		return retryUnary(p, nil, ctx, method, req, reply, cc, invoker, opts)
 	}
@@ -84,24 +85,26 @@ func retryUnary(p *retry.Policy, next *nodeStep, ctx context.Context, method str
 	}
 	copy(c.opts, opts)
 	c.opts[len(opts)] = grpc.Trailer(&c.trailer)
+	c.maxPushback = p.MaxPushback
 	return retryResult(ctx, policyFor(p, cfg).Do(ctx, c.attempt))
 }
 
 // unaryCall is the state of one call under UnaryRetry, in one allocation.
 type unaryCall struct {
-	ctx        context.Context // the caller's
-	method     string
-	req, reply any
-	cc         *grpc.ClientConn
-	invoker    grpc.UnaryInvoker
-	next       *nodeStep         // the step each attempt goes through, or nil
-	opts       []grpc.CallOption // the caller's, plus the trailer option
-	trailer    metadata.MD
-	tried      []string
-	a          attemptInfo // reused: attempts run one after another
-	first      attemptCtx  // the first attempt's context
-	triedBuf   [3]string
-	optBuf     [6]grpc.CallOption
+	ctx         context.Context // the caller's
+	method      string
+	req, reply  any
+	cc          *grpc.ClientConn
+	invoker     grpc.UnaryInvoker
+	next        *nodeStep         // the step each attempt goes through, or nil
+	maxPushback time.Duration     // the policy's, with its default filled in
+	opts        []grpc.CallOption // the caller's, plus the trailer option
+	trailer     metadata.MD
+	tried       []string
+	a           attemptInfo // reused: attempts run one after another
+	first       attemptCtx  // the first attempt's context
+	triedBuf    [3]string
+	optBuf      [6]grpc.CallOption
 }
 
 // attempt runs one attempt of the call.
@@ -109,7 +112,7 @@ func (c *unaryCall) attempt(actx context.Context, at retry.Attempt) error {
 	a := &c.a
 	a.tried, a.node, a.pinned = c.tried, "", false
 	a.brk, a.brkGroup = nil, nil
-	a.partition, a.waited = -1, at.Waited
+	a.partition, a.part, a.router, a.waited = -1, nil, nil, at.Waited
 	c.trailer = nil
 	var ctx context.Context
 	if at.Number == 1 {
@@ -128,11 +131,19 @@ func (c *unaryCall) attempt(actx context.Context, at retry.Attempt) error {
 	if err == nil {
 		return nil
 	}
-	node, pinned := a.pinnedNode()
-	if node != "" {
+	if node := a.getNode(); node != "" {
 		c.tried = append(c.tried, node)
 	}
-	return decide(c.ctx, actx, err, c.trailer, pinned)
+	return decide(c.ctx, actx, err, c.trailer, a, c.maxPushback)
+}
+
+// normalPolicy returns a copy of p (nil: the zero Policy) with its defaults
+// filled in and its clock kept, so that its MaxPushback is the effective one.
+func normalPolicy(p *retry.Policy) *retry.Policy {
+	if p == nil {
+		return retry.NewPolicy(retry.Policy{})
+	}
+	return retry.NewPolicy(*p)
 }
 
 // policyFor returns p with the call's MaxAttempts, if it sets one.
@@ -145,8 +156,12 @@ func policyFor(p *retry.Policy, cfg callConfig) *retry.Policy {
 	return &cp
 }
 
-// decide wraps an attempt's error for the retry loop.
-func decide(callerCtx, attemptCtx context.Context, err error, trailer metadata.MD, failover bool) error {
+// decide wraps the error of attempt a for the retry loop. A pushback is
+// about the node that sent it: when failover chose that node and another
+// candidate is free, the next attempt goes there without waiting; the
+// throttle lasts at most maxPushback.
+func decide(callerCtx, attemptCtx context.Context, err error, trailer metadata.MD, a *attemptInfo, maxPushback time.Duration) error {
+	node, failover := a.pinnedNode()
 	if errors.Is(err, ErrNoHealthyNode) {
 		return retry.Permanent(err) // failover has nowhere else to go
 	}
@@ -160,6 +175,11 @@ func decide(callerCtx, attemptCtx context.Context, err error, trailer metadata.M
 	switch {
 	case !v.retry:
 		return retry.Permanent(err)
+	case v.hasPB && v.pushback >= 0 && failover && a.router != nil && maxPushback >= 0:
+		if wait := a.router.throttled(a, node, min(v.pushback, maxPushback)); wait > 0 {
+			return retry.Pushback(err, wait)
+		}
+		return err
 	case v.hasPB:
 		return retry.Pushback(err, v.pushback)
 	}
@@ -193,10 +213,13 @@ func retryResult(ctx context.Context, err error) error {
 // attempt from r's current map: the partition that owns the hash of the
 // call's [PartitionKey], then its primary, and for a call marked [Read] (or
 // [WriteAnyNode]) its replicas in order, skipping nodes whose breaker is
-// open and preferring nodes no earlier attempt of the call used (when all
+// open and, while another candidate is free, nodes whose retry pushback is
+// not over, and preferring nodes no earlier attempt of the call used (when all
 // were used, the first healthy one is tried again: a write retries its
 // primary). The topology balancer then
-// sends the attempt to that node. With no node left the call fails with
+// sends the attempt to that node. A call that starts before the watcher's
+// first map waits for it (see [WithTopologyWait]). With no node left the
+// call fails with
 // Unavailable and a [*NodeError] that matches ErrNoHealthyNode (and
 // breaker.ErrOpen when a breaker was the reason).
 //
@@ -233,6 +256,9 @@ func (r *Router) route(ctx context.Context, cc *grpc.ClientConn, opts []grpc.Cal
 	}
 	m := r.watcher.Current()
 	if m == nil {
+		m = r.firstMap(ctx)
+	}
+	if m == nil {
 		return ctx, a, &Error{Code: codes.Unavailable, Err: ErrNoTopology}
 	}
 	r.learn(m)
@@ -240,17 +266,27 @@ func (r *Router) route(ctx context.Context, cc *grpc.ClientConn, opts []grpc.Cal
 	if part == nil {
 		return ctx, a, &Error{Code: codes.Unavailable, Err: ErrNoTopology}
 	}
-	a.partition = part.Index
+	a.partition, a.part, a.router = part.Index, part, r
 	var (
 		cause    error
 		again    string // a healthy candidate an earlier attempt used
 		againBrk *breaker.Breaker
+		soonest  string // the healthy throttled candidate free first
+		soonBrk  *breaker.Breaker
+		soon     time.Time
 	)
+	th := r.throttle.NewView(r.now)
 	try := func(node string) bool {
 		addr := r.addr(node)
 		b, err := r.breaker(addr)
 		if err != nil {
 			cause = err
+			return false
+		}
+		if until, ok := th.Until(addr); ok {
+			if soonest == "" || until.Before(soon) {
+				soonest, soonBrk, soon = addr, b, until
+			}
 			return false
 		}
 		if a.excluded(addr) {
@@ -275,6 +311,12 @@ func (r *Router) route(ctx context.Context, cc *grpc.ClientConn, opts []grpc.Cal
 	if again != "" {
 		// Every healthy candidate was tried: try the first one again.
 		a.pin(again, againBrk, r.breakers)
+		return ctx, a, nil
+	}
+	if soonest != "" {
+		// Every healthy candidate is throttled: the retry step waited for
+		// the one free first.
+		a.pin(soonest, soonBrk, r.breakers)
 		return ctx, a, nil
 	}
 	return ctx, a, &NodeError{Service: serviceOf(cc), Partition: part.Index, Write: a.route.Access == AccessWrite, Err: cause}

@@ -1,6 +1,8 @@
 package grpcmw
 
 import (
+	"time"
+
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/bulkhead"
 	"github.com/rampart-go/rampart/ratelimit"
@@ -25,6 +27,7 @@ type config struct {
 	noRetry  bool
 	limiter  *ratelimit.Limiter
 	tracer   *sampling.Tracer
+	topoWait time.Duration
 }
 
 func newConfig(opts []Option) *config {
@@ -39,7 +42,20 @@ func newConfig(opts []Option) *config {
 
 // router returns the Router the options describe, over w.
 func (c *config) newRouter(w *topology.Watcher) *Router {
-	return &Router{watcher: w, port: c.port, hash: c.hash, breakers: c.breakers}
+	return &Router{watcher: w, port: c.port, hash: c.hash, breakers: c.breakers,
+		topoWait: c.topoWait, now: time.Now}
+}
+
+// DefaultTopologyWait is the longest a call waits for the watcher's first
+// map; see [WithTopologyWait].
+const DefaultTopologyWait = 5 * time.Second
+
+// WithTopologyWait bounds how long a call that starts before the Router's
+// watcher has its first map waits for one, within the call's own context,
+// before it fails with Unavailable and [ErrNoTopology]. Zero means
+// [DefaultTopologyWait]; negative means no wait.
+func WithTopologyWait(d time.Duration) Option {
+	return func(c *config) { c.topoWait = d }
 }
 
 // WithWatcher routes calls over the maps of w: the preset installs a

@@ -59,10 +59,7 @@ func newPreset(c *config) (dial []grpc.DialOption, unary *unaryChain, stream []g
 		stream = append(stream, StreamRateLimit(c.limiter))
 	}
 	if !c.noRetry {
-		p := c.policy
-		if p == nil {
-			p = retry.NewPolicy(retry.Policy{})
-		}
+		p := normalPolicy(c.policy)
 		chain.policy = p
 		stream = append(stream, StreamRetry(p))
 	}

@@ -1,13 +1,16 @@
 package grpcmw
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/resolver"
 
 	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/internal/throttle"
 	"github.com/rampart-go/rampart/topology"
 )
 
@@ -34,8 +37,11 @@ type Router struct {
 	port     int
 	hash     topology.Hasher
 	breakers *breaker.Group
+	topoWait time.Duration    // see WithTopologyWait
+	now      func() time.Time // the clock of throttle
 
-	addrs atomic.Pointer[addrCache] // dial addresses of the latest map seen
+	addrs    atomic.Pointer[addrCache] // dial addresses of the latest map seen
+	throttle throttle.Set              // nodes that asked, with a pushback, to be left alone
 }
 
 // addrCache maps the nodes of one map to their dial addresses.
@@ -89,6 +95,56 @@ func (r *Router) learn(m *topology.Map) {
 		c.addrs[n] = topology.SplitNode(n, r.port)
 	}
 	r.addrs.Store(c)
+}
+
+// firstMap waits, within ctx and the Router's topology wait, for the
+// watcher's first map; it returns nil if none came.
+func (r *Router) firstMap(ctx context.Context) *topology.Map {
+	d := r.topoWait
+	if d < 0 {
+		return nil
+	}
+	if d == 0 {
+		d = DefaultTopologyWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	m, _ := r.watcher.Wait(ctx)
+	return m
+}
+
+// throttled records that node, the node of attempt a, asked with a pushback
+// of d to be sent nothing for d, and returns how long the next attempt must
+// wait: 0 when another candidate of the call's partition (a read's replica
+// or primary) is neither open nor throttled, else until the first
+// candidate's throttle ends (d for a write, which only its primary takes).
+func (r *Router) throttled(a *attemptInfo, node string, d time.Duration) time.Duration {
+	now := r.now()
+	if !r.throttle.Add(node, now.Add(d), now) || a.part == nil || a.route.Access == AccessWrite {
+		return d
+	}
+	th := r.throttle.At(now)
+	wait := d
+	free := func(n string) bool {
+		addr := r.addr(n)
+		if addr == node || r.breakerOpen(addr) != nil {
+			return false
+		}
+		u, ok := th.Until(addr)
+		if ok {
+			wait = min(wait, u.Sub(now))
+		}
+		return !ok
+	}
+	if free(a.part.Primary) {
+		return 0
+	}
+	for _, n := range a.part.Replicas {
+		if free(n) {
+			return 0
+		}
+	}
+	return wait
 }
 
 // breakerOpen returns the breaker's rejection if addr's breaker is open.

@@ -118,9 +118,7 @@ func StreamBulkhead(g *bulkhead.Group) grpc.StreamClientInterceptor {
 // caller's context. For a server-streaming call, errors surface at the
 // first RecvMsg rather than at stream creation.
 func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
-	if p == nil {
-		p = &retry.Policy{}
-	}
+	p = normalPolicy(p)
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		cfg := parseCallOptions(ctx, opts)
 		rs := &retryStream{
@@ -177,11 +175,10 @@ func (s *retryStream) newAttempt(waited time.Duration) *attemptInfo {
 // failed records the node of a failed attempt and wraps its error for the
 // retry loop.
 func (s *retryStream) failed(a *attemptInfo, err error, trailer metadata.MD) error {
-	node, pinned := a.pinnedNode()
-	if node != "" {
+	if node := a.getNode(); node != "" {
 		s.tried = append(s.tried, node)
 	}
-	return decide(s.ctx, nil, err, trailer, pinned)
+	return decide(s.ctx, nil, err, trailer, a, s.policy.MaxPushback)
 }
 
 // start runs the attempts: open a stream, replay the request, and wait for
