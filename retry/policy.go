@@ -26,7 +26,9 @@ const (
 // and sets options such as the clock.
 //
 // A Policy is safe for concurrent use as long as its fields are not changed
-// while calls are running.
+// while calls are running. It keeps nothing derived from its fields: each
+// call reads them afresh, so a copy whose fields are then changed (a lower
+// MaxAttempts for one call, say) follows its own values.
 type Policy struct {
 	// MaxAttempts is the most attempts made, counting the first.
 	// Zero or negative means DefaultMaxAttempts (3); 1 means never retry.
@@ -179,8 +181,9 @@ func (p *Policy) Do(ctx context.Context, op func(ctx context.Context, a Attempt)
 // wrapper) when it is not retryable; ctx.Err() if ctx is done before the
 // first attempt; otherwise an [*ExhaustedError] that wraps the last cause
 // and the reason. The budget gets one deposit per call and one withdrawal per
-// retry. The backoff is created on the first failure only, so a call whose
-// first attempt succeeds allocates nothing when AttemptTimeout is zero.
+// retry. The fields other than AttemptTimeout are normalised, and the
+// backoff created, on the first failure only, so a call whose first attempt
+// succeeds allocates nothing when AttemptTimeout is zero.
 func (p *Policy) DoWithBudget(ctx context.Context, b *Budget, op func(ctx context.Context, a Attempt) error) error {
 	if b == nil {
 		b = p.Budget
@@ -188,6 +191,11 @@ func (p *Policy) DoWithBudget(ctx context.Context, b *Budget, op func(ctx contex
 	return p.do(ctx, b, op)
 }
 
+// do runs the first attempt, which needs only AttemptTimeout (runAttempt
+// treats a non-positive one as none), and leaves everything else to retry on
+// its failure. The success path therefore reads p's fields as they are at
+// the call, with no normalisation and nothing cached in p that a copy of p
+// with changed fields could leave stale.
 func (p *Policy) do(ctx context.Context, b *Budget, op func(context.Context, Attempt) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -195,16 +203,23 @@ func (p *Policy) do(ctx context.Context, b *Budget, op func(context.Context, Att
 	if b != nil {
 		b.Deposit()
 	}
-	var (
-		s      = p.settings()
-		bo     *backoff.ExponentialBackOff
-		waited time.Duration
-	)
+	timeout := p.AttemptTimeout
+	err := runAttempt(ctx, timeout, op, Attempt{Number: 1})
+	if err == nil {
+		return nil
+	}
+	return p.retry(ctx, b, op, timeout, err)
+}
+
+// retry is the rest of do once the first attempt has failed with err: it
+// normalises p's settings (keeping the AttemptTimeout the first attempt
+// ran with) and then waits and runs further attempts.
+func (p *Policy) retry(ctx context.Context, b *Budget, op func(context.Context, Attempt) error, timeout time.Duration, err error) error {
+	s := p.settings()
+	s.attemptTimeout = timeout
+	var bo *backoff.ExponentialBackOff
 	for n := 1; ; n++ {
-		err := runAttempt(ctx, s.attemptTimeout, op, Attempt{Number: n, Waited: waited})
-		if err == nil {
-			return nil
-		}
+		// err is attempt n's error.
 		last := strip(err)
 		if cerr := ctx.Err(); cerr != nil {
 			return &ExhaustedError{Attempts: n, Last: last, Reason: cerr}
@@ -240,7 +255,9 @@ func (p *Policy) do(ctx context.Context, b *Budget, op func(context.Context, Att
 		if err := sleep(ctx, s.clock, d); err != nil {
 			return &ExhaustedError{Attempts: n, Last: last, Reason: err}
 		}
-		waited = d
+		if err = runAttempt(ctx, s.attemptTimeout, op, Attempt{Number: n + 1, Waited: d}); err == nil {
+			return nil
+		}
 	}
 }
 

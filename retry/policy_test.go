@@ -492,3 +492,67 @@ func FuzzWaitBounds(f *testing.F) {
 		}
 	})
 }
+
+// TestCopiedPolicyUsesItsOwnFields: a Policy keeps nothing derived from its
+// fields, so a copy of a NewPolicy result (as the transports make per call)
+// whose fields are then changed behaves by the changed fields, on the
+// success path and the retry path alike, and the original is unaffected.
+func TestCopiedPolicyUsesItsOwnFields(t *testing.T) {
+	base := retry.NewPolicy(retry.Policy{MaxAttempts: 5, BaseDelay: time.Millisecond, Jitter: -1},
+		retry.WithClock(newAutoClock()))
+	attempts := func(p *retry.Policy) (n int, waited []time.Duration) {
+		t.Helper()
+		var seen []retry.Attempt
+		err := p.Do(context.Background(), script(&seen, errBoom, errBoom, errBoom, errBoom, errBoom))
+		if !errors.Is(err, retry.ErrExhausted) {
+			t.Fatalf("err = %v, want exhausted", err)
+		}
+		return len(seen), waits(seen)
+	}
+	for range 2 { // a first call must not fix the values a later copy sees
+		c := *base
+		c.MaxAttempts = 2
+		c.BaseDelay = 7 * time.Millisecond
+		if n, w := attempts(&c); n != 2 || !equalDurations(w, []time.Duration{0, 7 * time.Millisecond}) {
+			t.Fatalf("modified copy: %d attempts, waits %v; want 2, [0 7ms]", n, w)
+		}
+		if n, _ := attempts(base); n != 5 {
+			t.Fatalf("original: %d attempts, want 5", n)
+		}
+	}
+
+	// AttemptTimeout changed on a copy applies from the first attempt, and
+	// a copy that clears it passes the caller's context again.
+	c := *base
+	c.AttemptTimeout = time.Hour
+	err := c.Do(context.Background(), func(ctx context.Context, _ retry.Attempt) error {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("copy with AttemptTimeout: attempt context has no deadline")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AttemptTimeout = 0
+	ctx := context.Background()
+	if err := c.Do(ctx, func(actx context.Context, _ retry.Attempt) error {
+		if actx != ctx {
+			t.Error("copy with AttemptTimeout cleared: attempt context differs from the caller's")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A literal, and a literal changed between calls.
+	lit := retry.Policy{MaxAttempts: 1}
+	if n, _ := attempts(&lit); n != 1 {
+		t.Fatalf("literal: %d attempts, want 1", n)
+	}
+	lit.MaxAttempts = 2
+	lit.BaseDelay = time.Microsecond
+	if n, _ := attempts(&lit); n != 2 {
+		t.Fatalf("literal after change: %d attempts, want 2", n)
+	}
+}
