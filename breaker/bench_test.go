@@ -2,6 +2,7 @@ package breaker_test
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,4 +134,46 @@ func BenchmarkGroupGet(b *testing.B) {
 		g.Get(keys[i%len(keys)])
 		i++
 	}
+}
+
+// BenchmarkGroupGetHot is one key fetched over and over (a client of one
+// node, or the breaker step looking up the node it just picked).
+func BenchmarkGroupGetHot(b *testing.B) {
+	g := breaker.NewGroup(breaker.Settings{}, 64)
+	g.Get("127.0.1.1")
+	b.ReportAllocs()
+	for b.Loop() {
+		g.Get("127.0.1.1")
+	}
+}
+
+// BenchmarkGroupGetParallel is BenchmarkGroupGet from every P at once, each
+// goroutine going round the keys from its own starting point.
+func BenchmarkGroupGetParallel(b *testing.B) {
+	g := breaker.NewGroup(breaker.Settings{}, 64)
+	keys := make([]string, 64)
+	for i := range keys {
+		keys[i] = fmt.Sprint("127.0.1.", i)
+		g.Get(keys[i])
+	}
+	var start atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(start.Add(17))
+		for pb.Next() {
+			g.Get(keys[i%len(keys)])
+			i++
+		}
+	})
+}
+
+func BenchmarkGroupGetHotParallel(b *testing.B) {
+	g := breaker.NewGroup(breaker.Settings{}, 64)
+	g.Get("127.0.1.1")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			g.Get("127.0.1.1")
+		}
+	})
 }

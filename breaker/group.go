@@ -3,7 +3,6 @@ package breaker
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // defaultMaxKeys is the bound of a Group created with maxKeys <= 0.
@@ -15,20 +14,23 @@ const defaultMaxKeys = 1024
 //
 // [Group.Get] is what callers want. When a new key arrives at a full group,
 // the group forgets one breaker: the least recently used closed one, or the
-// least recently used of all if none is closed (recency is tracked to about
-// a millisecond). A forgotten breaker keeps
-// working for whoever still holds it (its outcomes are recorded and its
-// events delivered as usual); the next Get of its key starts a new, closed
-// breaker.
+// least recently used of all if none is closed. Recency is the order of the
+// Gets themselves, kept by a counter of the group rather than by the clock,
+// so it holds however close together the Gets come. A forgotten breaker
+// keeps working for whoever still holds it (its outcomes are recorded and
+// its events delivered as usual); the next Get of its key starts a new,
+// closed breaker.
 //
 // A Group is safe for concurrent use.
 type Group struct {
 	settings Settings
 	max      int
-	epoch    time.Time
 
 	mu sync.RWMutex
 	m  map[string]*groupEntry
+	// lastUse is the latest use stamp handed out: the entry that holds it
+	// is the most recently used one. Stamps only grow.
+	lastUse atomic.Int64
 
 	// observers are called after Settings.OnStateChange with every state
 	// change of every breaker of the group; copy on write under mu.
@@ -39,12 +41,8 @@ type observer struct{ fn func(StateChange) }
 
 type groupEntry struct {
 	b    *Breaker
-	used atomic.Int64 // last Get, in nanoseconds since the group's epoch
+	used atomic.Int64 // use stamp of its last Get (see Group.lastUse)
 }
-
-// usedGranularity bounds how often Get rewrites an entry's last-use time,
-// so that a hot key does not turn every Get into a shared write.
-const usedGranularity = int64(time.Millisecond)
 
 // NewGroup returns an empty group whose breakers are configured by s, each
 // named by its key (s.Name is ignored), holding at most maxKeys breakers.
@@ -56,29 +54,34 @@ func NewGroup(s Settings, maxKeys int) *Group {
 	return &Group{
 		settings: s,
 		max:      maxKeys,
-		epoch:    time.Now(),
 		m:        make(map[string]*groupEntry),
 	}
 }
 
 // Get returns the breaker for key, creating it if the group has none. Getting
-// an existing breaker takes a read lock and allocates nothing. Creating one
-// may forget another (see [Group]); that scan is linear in the group's size.
+// an existing breaker takes a read lock, reads no clock and allocates
+// nothing; beyond the lock it writes to memory shared with other Gets only
+// when another key was fetched since key's last Get. Creating a breaker may
+// forget another (see [Group]); that scan is linear in the group's size.
 func (g *Group) Get(key string) *Breaker {
-	now := int64(time.Since(g.epoch))
 	g.mu.RLock()
 	e := g.m[key]
 	g.mu.RUnlock()
 	if e == nil {
-		e = g.create(key, now)
+		return g.create(key).b
 	}
-	if now-e.used.Load() >= usedGranularity {
-		e.used.Store(now)
+	// An entry holding the latest stamp is already the most recently
+	// used one, so the same key fetched again (a hot node) changes
+	// nothing. Otherwise it takes a new stamp; two Gets of one key racing
+	// may store their stamps out of order, which only makes the entry
+	// look one Get older than it is until its next Get.
+	if e.used.Load() != g.lastUse.Load() {
+		e.used.Store(g.lastUse.Add(1))
 	}
 	return e.b
 }
 
-func (g *Group) create(key string, now int64) *groupEntry {
+func (g *Group) create(key string) *groupEntry {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if e := g.m[key]; e != nil {
@@ -91,7 +94,7 @@ func (g *Group) create(key string, now int64) *groupEntry {
 	s.Name = key
 	s.OnStateChange = g.notify
 	e := &groupEntry{b: New(s)}
-	e.used.Store(now)
+	e.used.Store(g.lastUse.Add(1))
 	g.m[key] = e
 	return e
 }
