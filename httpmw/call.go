@@ -123,11 +123,10 @@ type call struct {
 	ov overrides
 
 	// Failover's memory of this call: the nodes already tried, in order.
-	tried  [maxTried]string
-	ntried int
-	node   string   // the node of the current attempt, "" if not routed
-	nodes  []string // its partition's candidates, primary first (read-only)
-	fo     *Failover
+	tried [maxTried]string
+	node  string   // the node of the current attempt, "" if not routed
+	nodes []string // its partition's candidates, primary first (read-only)
+	fo    *Failover
 
 	// The breaker failover last looked up, for the breaker layer.
 	br      *breaker.Breaker // named by its node
@@ -147,8 +146,9 @@ type call struct {
 	plainTP bool
 	tpUsed  bool
 
-	finished    bool // the creating layer has returned; the call is over
-	primaryOnly bool // the current attempt is a write confined to the primary
+	finished    bool  // the creating layer has returned; the call is over
+	primaryOnly bool  // the current attempt is a write confined to the primary
+	ntried      uint8 // entries of tried in use (packed here: the call fits a 768-byte size class)
 }
 
 // Value answers the call's own key and defers to the parent otherwise.
@@ -211,7 +211,7 @@ func cloneRequest(r *http.Request, ctx context.Context) *http.Request {
 
 // tried reports whether node was already tried in this call.
 func (c *call) wasTried(node string) bool {
-	for i := 0; i < c.ntried; i++ {
+	for i := 0; i < int(c.ntried); i++ {
 		if c.tried[i] == node {
 			return true
 		}

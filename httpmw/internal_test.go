@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -105,5 +106,17 @@ func TestNewCallAllocs(t *testing.T) {
 	}
 	if req.URL.Host != "orders" {
 		t.Fatal("the caller's URL changed")
+	}
+}
+
+// The per-call record is the one allocation of an untraced call; past 768
+// bytes it would take the next size class (896) and cost every call 128
+// bytes more. Move or shrink fields rather than raise this bound.
+func TestCallFitsSizeClass(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sized for 64-bit platforms")
+	}
+	if n := unsafe.Sizeof(call{}); n > 768 {
+		t.Fatalf("call is %d bytes, over the 768-byte size class", n)
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/rampart-go/rampart/clustertest"
 	"github.com/rampart-go/rampart/httpmw"
