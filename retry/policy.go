@@ -217,7 +217,12 @@ func (p *Policy) do(ctx context.Context, b *Budget, op func(context.Context, Att
 func (p *Policy) retry(ctx context.Context, b *Budget, op func(context.Context, Attempt) error, timeout time.Duration, err error) error {
 	s := p.settings()
 	s.attemptTimeout = timeout
-	var bo *backoff.ExponentialBackOff
+	// The backoff curve lives in this frame (no allocation); it is set up
+	// at the first wait.
+	var (
+		bo      backoff.ExponentialBackOff
+		boReady bool
+	)
 	for n := 1; ; n++ {
 		// err is attempt n's error.
 		last := strip(err)
@@ -231,8 +236,9 @@ func (p *Policy) retry(ctx context.Context, b *Budget, op func(context.Context, 
 		if n >= s.maxAttempts {
 			return &ExhaustedError{Attempts: n, Last: last, Reason: ErrExhausted}
 		}
-		if bo == nil {
-			bo = newBackoff(&s)
+		if !boReady {
+			initBackoff(&bo, &s)
+			boReady = true
 		}
 		d := bo.NextBackOff()
 		if d < 0 || d > s.max { // backoff.Stop cannot happen (no MaxElapsedTime); jitter can overshoot
@@ -272,9 +278,9 @@ func runAttempt(ctx context.Context, timeout time.Duration, op func(context.Cont
 	return err
 }
 
-// newBackoff builds the backoff/v4 curve for s, on s's clock.
-func newBackoff(s *settings) *backoff.ExponentialBackOff {
-	bo := &backoff.ExponentialBackOff{
+// initBackoff sets bo up as the backoff/v4 curve for s, on s's clock.
+func initBackoff(bo *backoff.ExponentialBackOff, s *settings) {
+	*bo = backoff.ExponentialBackOff{
 		InitialInterval:     s.base,
 		RandomizationFactor: s.jitter,
 		Multiplier:          s.mult,
@@ -284,7 +290,6 @@ func newBackoff(s *settings) *backoff.ExponentialBackOff {
 		Clock:               s.clock,
 	}
 	bo.Reset()
-	return bo
 }
 
 // sleep waits d on c, or returns ctx.Err() as soon as ctx is done.
