@@ -40,10 +40,10 @@ func classifyStatus(code int) (o outcome, retryable bool) {
 const retryAfterKey = "Retry-After"
 
 // retryAfter returns the delay the response asks for in its Retry-After
-// header, delta-seconds or HTTP-date (relative to now), and whether there
-// was a usable one. Only 429 and 503 responses are asked. The delta-seconds
-// form does not allocate.
-func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+// header, delta-seconds or HTTP-date (relative to now, which is read only
+// for a date), and whether there was a usable one. Only 429 and 503
+// responses are asked. The delta-seconds form does not allocate.
+func retryAfter(h http.Header, now func() time.Time) (time.Duration, bool) {
 	vs := h[retryAfterKey]
 	if len(vs) == 0 {
 		return 0, false
@@ -55,7 +55,7 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 // cannot overflow; the retry policy caps the pushback much lower anyway.
 const maxRetryAfterSeconds = 1 << 30
 
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+func parseRetryAfter(v string, now func() time.Time) (time.Duration, bool) {
 	// Trim optional whitespace without allocating.
 	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
 		v = v[1:]
@@ -86,7 +86,7 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if err != nil {
 		return 0, false
 	}
-	d := t.Sub(now)
+	d := t.Sub(now())
 	if d < 0 {
 		d = 0
 	}

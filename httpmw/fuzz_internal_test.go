@@ -20,7 +20,7 @@ func FuzzParseRetryAfter(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		d, ok := parseRetryAfter(v, now)
+		d, ok := parseRetryAfter(v, func() time.Time { return now })
 		if !ok {
 			if d != 0 {
 				t.Fatalf("parseRetryAfter(%q) = %v, false: want 0 with false", v, d)

@@ -28,13 +28,13 @@ func TestParseRetryAfter(t *testing.T) {
 		{"tomorrow", 0, false},
 	}
 	for _, tc := range cases {
-		got, ok := parseRetryAfter(tc.in, now)
+		got, ok := parseRetryAfter(tc.in, func() time.Time { return now })
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 	h := http.Header{"Retry-After": {"3"}}
-	if n := testing.AllocsPerRun(100, func() { retryAfter(h, now) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { retryAfter(h, func() time.Time { return now }) }); n != 0 {
 		t.Fatalf("retryAfter allocates %v times", n)
 	}
 }

@@ -197,7 +197,7 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 			hasP bool
 		)
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-			pb, hasP = retryAfter(res.Header, rt.now())
+			pb, hasP = retryAfter(res.Header, rt.now)
 		}
 		discard(res)
 		if cancel != nil {
