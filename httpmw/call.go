@@ -128,9 +128,9 @@ type call struct {
 	nodes []string // its partition's candidates, primary first (read-only)
 	fo    *Failover
 
-	// The breaker failover last looked up, for the breaker layer.
-	br      *breaker.Breaker // named by its node
-	brGroup *breaker.Group
+	// The breaker failover (fo, of the current attempt) last looked up in
+	// its group, for the breaker layer.
+	br *breaker.Breaker // named by its node
 
 	partition int // partition of the current attempt, -1 if not routed
 

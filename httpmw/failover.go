@@ -323,7 +323,7 @@ func (f *Failover) open(c *call, node string) bool {
 		return false
 	}
 	b := f.breakers.Get(node)
-	c.br, c.brGroup = b, f.breakers
+	c.br = b
 	return b.State() == breaker.StateOpen
 }
 

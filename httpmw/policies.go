@@ -67,7 +67,7 @@ func (b *Breaker) RoundTrip(r *http.Request) (*http.Response, error) {
 // looked up for this attempt when it is the same.
 func (b *Breaker) breakerFor(r *http.Request) *breaker.Breaker {
 	node := r.URL.Host
-	if c, _ := r.Context().Value(callKey{}).(*call); c != nil && c.brGroup == b.group && c.br.Name() == node {
+	if c, _ := r.Context().Value(callKey{}).(*call); c != nil && c.fo != nil && c.fo.breakers == b.group && c.br != nil && c.br.Name() == node {
 		return c.br
 	}
 	return b.group.Get(node)

@@ -2,6 +2,7 @@ package httpmw
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"time"
 	"unsafe"
@@ -188,9 +189,11 @@ func (c *call) beginAttempt(r *http.Request) *http.Request {
 		r = cloneRequest(r, r.Context())
 		c.cur = r
 	}
-	h := make(http.Header, len(r.Header)+1)
-	for k, v := range r.Header {
-		h[k] = v // value slices are shared read-only, never appended to
+	// A shallow copy: the value slices are shared, read-only, never
+	// appended to. maps.Clone copies the table without rehashing.
+	h := maps.Clone(r.Header)
+	if h == nil {
+		h = make(http.Header, 1)
 	}
 	// Our traceparent replaces the caller's, so a caller's tracestate, which
 	// belongs to theirs, goes too; the propagator writes the call's own.
