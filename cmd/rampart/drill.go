@@ -349,7 +349,9 @@ func newDrillClient(ctx context.Context, cluster *clustertest.Cluster) (*drillCl
 		grpcmw.WithRateLimit(limiter),
 		grpcmw.WithRetry(policy),
 		grpcmw.WithTracer(tracer),
-	), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Inside the preset's chain: runs once per attempt.
+		grpc.WithChainUnaryInterceptor(countAttempts))...)
 	if err != nil {
 		c.close()
 		return nil, fmt.Errorf("grpc client: %w", err)
@@ -558,10 +560,21 @@ func (l *loadGen) callGRPC(key string, write bool) {
 	} else {
 		opts = append(opts, grpcmw.Read())
 	}
+	var attempts atomic.Int32
+	ctx = context.WithValue(ctx, attemptsKey{}, &attempts)
 	start := time.Now()
 	_, err := l.client.echo.Echo(ctx, req, opts...)
 	end := time.Now()
-	l.rec.call(end, !write, err == nil, end.Sub(start), 0, deadline)
+	l.rec.call(end, !write, err == nil, end.Sub(start), int(attempts.Load()), deadline)
+}
+
+// countAttempts is the interceptor under the gRPC preset's chain: it counts
+// the attempts of each call, as attemptCounter does for HTTP.
+func countAttempts(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if n, ok := ctx.Value(attemptsKey{}).(*atomic.Int32); ok {
+		n.Add(1)
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
 type attemptsKey struct{}
