@@ -148,6 +148,54 @@ func BenchmarkLoopback(b *testing.B) {
 	runFailsafe(b, tr(b), 5, srv.URL+"/item?id=1", false)
 }
 
+// benchRTParallel is benchRT from 8×GOMAXPROCS goroutines: enough calls in
+// flight to measure throughput rather than the latency of one call (as
+// grpcmw's BenchmarkLoopback does).
+func benchRTParallel(b *testing.B, rt http.RoundTripper, url string) {
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set(httpmw.DefaultPartitionHeader, "customer-42")
+		for pb.Next() {
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}
+
+// BenchmarkLoopbackParallel: the success path over a loopback HTTP server
+// with many calls in flight, the throughput a busy service sees.
+func BenchmarkLoopbackParallel(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	host, portS, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(portS)
+	tr := func(b *testing.B) *http.Transport {
+		t := &http.Transport{MaxIdleConnsPerHost: 64}
+		b.Cleanup(t.CloseIdleConnections)
+		return t
+	}
+	b.Run("bare", func(b *testing.B) { benchRTParallel(b, tr(b), srv.URL+"/item?id=1") })
+	b.Run("rampart", func(b *testing.B) {
+		benchRTParallel(b, rampartPreset(b, tr(b), host, port, 0, true), "http://orders/item?id=1")
+	})
+	b.Run("failsafe", func(b *testing.B) {
+		if failsafePreset == nil {
+			b.Skip("failsafe-go peer not linked in")
+		}
+		benchRTParallel(b, failsafePreset(tr(b), 5), srv.URL+"/item?id=1")
+	})
+}
+
 // zeroClock is a retry.Clock whose timers fire at once, allocation-free.
 type zeroClock struct{}
 
