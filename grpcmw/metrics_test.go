@@ -90,3 +90,44 @@ func TestPresetRecordsBreakerTransitions(t *testing.T) {
 		t.Errorf("rampart.breaker.state{node=%s} = %d, want %d (open)", node, state, sampling.BreakerOpen)
 	}
 }
+
+// TestPresetRecordsFailovers checks that an attempt the failover step sends
+// past the primary is counted in rampart.failovers, from the primary to the
+// node that took it.
+func TestPresetRecordsFailovers(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	tracer := sampling.NewTracer(sampling.WithMeterProvider(mp), sampling.WithRatio(0))
+	e := newEnv(t, nil, grpcmw.WithTracer(tracer),
+		grpcmw.WithRetry(&retry.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+	m := e.w.Current()
+	key := keyFor(t, m, 1)
+	primary, replica := m.Partitions[1].Primary, m.Partitions[1].Replicas[0]
+	e.c.Node(primary).SetErrorRate(1)
+	reply, err := e.echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key), grpcmw.Read())
+	if err != nil || reply.Node != replica {
+		t.Fatalf("read should fail over to the replica: %v, %v", reply, err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var got int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			if d, ok := mt.Data.(metricdata.Sum[int64]); ok && mt.Name == "rampart.failovers" {
+				for _, dp := range d.DataPoints {
+					from, _ := dp.Attributes.Value(sampling.AttrFromNode)
+					to, _ := dp.Attributes.Value(sampling.AttrToNode)
+					if strings.HasPrefix(from.AsString(), primary+":") && strings.HasPrefix(to.AsString(), replica+":") {
+						got += dp.Value
+					}
+				}
+			}
+		}
+	}
+	if got != 1 {
+		t.Fatalf("rampart.failovers{from=%s,to=%s} = %d, want 1", primary, replica, got)
+	}
+}

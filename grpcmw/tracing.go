@@ -161,6 +161,12 @@ func startAttempt(ctx context.Context, ts *traceState, cc *grpc.ClientConn) (con
 	node, partition, waited := nodeOf(ctx, cc), -1, time.Duration(0)
 	if a := attemptFrom(ctx); a != nil {
 		partition, waited = a.partition, a.waited
+		if a.part != nil && a.router != nil {
+			// Failover sent the attempt to a node other than the primary.
+			if from := a.router.addr(a.part.Primary); from != node {
+				ts.metrics.Failover(ts.sctx, partition, from, node)
+			}
+		}
 	}
 	actx, att := ts.call.StartAttempt(ts.sctx, node, partition)
 	if ts.plainTP && plainTraceparent(ctx, actx) {
