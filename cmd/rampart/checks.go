@@ -39,6 +39,12 @@ func check(r Result) []Check {
 		// that attempt and the scheduler).
 		bound := r.AttemptTimeoutMs + r.MaxBackoffMs + 50
 		add("read p99 <= attempt timeout + backoff cap + 50ms", r.ReadP99ms <= bound, "p99 %.1f ms, bound %.0f ms", r.ReadP99ms, bound)
+	case "throttled":
+		// The Retry-After is about the throttled node: a read moves to a
+		// replica after the usual backoff, never waiting out the pushback.
+		add("read_availability >= 0.999", r.ReadAvailability >= 0.999, "%.5f", r.ReadAvailability)
+		bound := r.MaxBackoffMs + 50
+		add("read p99 <= backoff cap + 50ms", r.ReadP99ms <= bound, "p99 %.1f ms, bound %.0f ms", r.ReadP99ms, bound)
 	}
 	return cs
 }

@@ -1,0 +1,47 @@
+package main
+
+import "testing"
+
+// Each scenario's own invariants pass on good figures and fail on bad ones.
+func TestScenarioChecks(t *testing.T) {
+	base := Result{AttemptTimeoutMs: 250, MaxBackoffMs: 100, ProbeCap: 2}
+	cases := []struct {
+		scenario string
+		good     func(*Result)
+		bad      func(*Result)
+	}{
+		{"primary-crash",
+			func(r *Result) { r.ReadAvailability = 1 },
+			func(r *Result) { r.ReadAvailability = 1; r.MaxWriteOverDeadline = 500 }},
+		{"brownout",
+			func(r *Result) { r.ReadAvailability = 0.999 },
+			func(r *Result) { r.ReadAvailability = 0.98 }},
+		{"outage-recovery",
+			func(r *Result) { r.AttemptsPerCallFault = 0.9; r.MaxProbesInHalfOpen = 2 },
+			func(r *Result) { r.AttemptsPerCallFault = 0.9; r.MaxProbesInHalfOpen = 3 }},
+		{"slow-node",
+			func(r *Result) { r.ReadP99ms = 257 },
+			func(r *Result) { r.ReadP99ms = 3000 }},
+		{"throttled",
+			func(r *Result) { r.ReadAvailability = 1; r.ReadP99ms = 3 },
+			func(r *Result) { r.ReadAvailability = 1; r.ReadP99ms = 1002 }},
+	}
+	for _, tc := range cases {
+		for _, want := range []bool{true, false} {
+			r := base
+			r.Scenario = tc.scenario
+			if want {
+				tc.good(&r)
+			} else {
+				tc.bad(&r)
+			}
+			ok := true
+			for _, c := range check(r) {
+				ok = ok && c.OK
+			}
+			if ok != want {
+				t.Errorf("%s: checks pass = %v, want %v (%+v)", tc.scenario, ok, want, check(r))
+			}
+		}
+	}
+}
