@@ -41,8 +41,11 @@
 //   - Unavailable, and an attempt that ran out of its own timeout: retried
 //     (on another node when there is one), failures for the breaker.
 //   - ResourceExhausted: retried only with a grpc-retry-pushback-ms
-//     trailer, after at least that long; a negative or malformed value
-//     means "do not retry". Neutral for the breaker.
+//     trailer; a negative or malformed value means "do not retry". The
+//     pushback is about the node that sent it: the failover step avoids
+//     that node until it is over, and the call waits at least that long
+//     only when no other candidate is free (a write, or every replica
+//     throttled or open). Neutral for the breaker.
 //   - Internal, Unknown, DataLoss, DeadlineExceeded of an attempt: failures
 //     for the breaker, not retried (except attempt timeouts).
 //   - Every other code: not retried, a success for the breaker (the node

@@ -24,7 +24,10 @@
 //
 // Classification happens in one place: connection errors, attempt timeouts
 // and 5xx other than 501 are node failures and retryable; 429 and 503 are
-// retryable and honour Retry-After; other 4xx count as success for the
+// retryable and honour Retry-After, per node: failover sends that node
+// nothing until its Retry-After is over, and a call waits for it only when
+// no other candidate is free (a write confined to the primary, a host
+// without failover); other 4xx count as success for the
 // breaker and are never retried; the caller's cancellation is neutral and
 // never retried.
 //
