@@ -121,13 +121,19 @@ func BenchmarkState(b *testing.B) {
 	}
 }
 
-func BenchmarkGroupGet(b *testing.B) {
+// groupOf64 returns a group holding 64 node keys, and the keys.
+func groupOf64() (*breaker.Group, []string) {
 	g := breaker.NewGroup(breaker.Settings{}, 64)
 	keys := make([]string, 64)
 	for i := range keys {
 		keys[i] = fmt.Sprint("127.0.1.", i)
 		g.Get(keys[i])
 	}
+	return g, keys
+}
+
+func BenchmarkGroupGet(b *testing.B) {
+	g, keys := groupOf64()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -150,12 +156,7 @@ func BenchmarkGroupGetHot(b *testing.B) {
 // BenchmarkGroupGetParallel is BenchmarkGroupGet from every P at once, each
 // goroutine going round the keys from its own starting point.
 func BenchmarkGroupGetParallel(b *testing.B) {
-	g := breaker.NewGroup(breaker.Settings{}, 64)
-	keys := make([]string, 64)
-	for i := range keys {
-		keys[i] = fmt.Sprint("127.0.1.", i)
-		g.Get(keys[i])
-	}
+	g, keys := groupOf64()
 	var start atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

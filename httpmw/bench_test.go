@@ -128,24 +128,32 @@ func BenchmarkStubFailure(b *testing.B) {
 	runFailsafe(b, next, 1<<31, "http://orders/item?id=1", true)
 }
 
-// BenchmarkLoopback: the success path over a loopback HTTP server.
-func BenchmarkLoopback(b *testing.B) {
+// loopbackServer starts an HTTP server on loopback for the benchmark and
+// returns its URL, host and port, and a maker of fresh transports with
+// maxIdle idle connections per host, closed when their benchmark ends.
+func loopbackServer(b *testing.B, maxIdle int) (url, host string, port int, tr func(*testing.B) *http.Transport) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	}))
-	defer srv.Close()
+	b.Cleanup(srv.Close)
 	host, portS, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	port, _ := strconv.Atoi(portS)
-	tr := func(b *testing.B) *http.Transport {
-		t := &http.Transport{MaxIdleConnsPerHost: 8}
+	port, _ = strconv.Atoi(portS)
+	return srv.URL, host, port, func(b *testing.B) *http.Transport {
+		t := &http.Transport{MaxIdleConnsPerHost: maxIdle}
 		b.Cleanup(t.CloseIdleConnections)
 		return t
 	}
-	b.Run("bare", func(b *testing.B) { benchRT(b, tr(b), srv.URL+"/item?id=1", false) })
+}
+
+// BenchmarkLoopback: the success path over a loopback HTTP server, one
+// call at a time (the latency of a call).
+func BenchmarkLoopback(b *testing.B) {
+	url, host, port, tr := loopbackServer(b, 8)
+	b.Run("bare", func(b *testing.B) { benchRT(b, tr(b), url+"/item?id=1", false) })
 	b.Run("rampart", func(b *testing.B) {
 		benchRT(b, rampartPreset(b, tr(b), host, port, 0, true), "http://orders/item?id=1", false)
 	})
-	runFailsafe(b, tr(b), 5, srv.URL+"/item?id=1", false)
+	runFailsafe(b, tr(b), 5, url+"/item?id=1", false)
 }
 
 // benchRTParallel is benchRT from 8×GOMAXPROCS goroutines: enough calls in
@@ -173,18 +181,8 @@ func benchRTParallel(b *testing.B, rt http.RoundTripper, url string) {
 // BenchmarkLoopbackParallel: the success path over a loopback HTTP server
 // with many calls in flight, the throughput a busy service sees.
 func BenchmarkLoopbackParallel(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "ok")
-	}))
-	defer srv.Close()
-	host, portS, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	port, _ := strconv.Atoi(portS)
-	tr := func(b *testing.B) *http.Transport {
-		t := &http.Transport{MaxIdleConnsPerHost: 64}
-		b.Cleanup(t.CloseIdleConnections)
-		return t
-	}
-	b.Run("bare", func(b *testing.B) { benchRTParallel(b, tr(b), srv.URL+"/item?id=1") })
+	url, host, port, tr := loopbackServer(b, 64)
+	b.Run("bare", func(b *testing.B) { benchRTParallel(b, tr(b), url+"/item?id=1") })
 	b.Run("rampart", func(b *testing.B) {
 		benchRTParallel(b, rampartPreset(b, tr(b), host, port, 0, true), "http://orders/item?id=1")
 	})
@@ -192,7 +190,7 @@ func BenchmarkLoopbackParallel(b *testing.B) {
 		if failsafePreset == nil {
 			b.Skip("failsafe-go peer not linked in")
 		}
-		benchRTParallel(b, failsafePreset(tr(b), 5), srv.URL+"/item?id=1")
+		benchRTParallel(b, failsafePreset(tr(b), 5), url+"/item?id=1")
 	})
 }
 
