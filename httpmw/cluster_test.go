@@ -454,6 +454,14 @@ func TestClusterFirstMapWaitedFor(t *testing.T) {
 			t.Fatalf("TopologyWait %v, no map ever: %v", wait, err)
 		}
 	}
+	// The request's own deadline ends the wait: the error says both.
+	ctx, cancelReq := context.WithTimeout(httpmw.WithPartitionKey(t.Context(), key), 20*time.Millisecond)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://orders/item", nil)
+	_, err := newRT(idle, time.Minute).RoundTrip(req)
+	cancelReq()
+	if !errors.Is(err, httpmw.ErrNoTopology) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("request deadline during the wait: %v, want ErrNoTopology and DeadlineExceeded", err)
+	}
 
 	w := &waitSignal{Watcher: topology.NewWatcher(topology.HTTP(c.TopologyURL())), waiting: make(chan struct{})}
 	rt := newRT(w, time.Minute)
@@ -476,4 +484,35 @@ func TestClusterFirstMapWaitedFor(t *testing.T) {
 		t.Fatalf("request that waited for the first map: %v", r.err)
 	}
 	readAll(t, r.resp)
+}
+
+// With failover above the retry layer (Chain allows any order) every attempt
+// of a call goes to the node failover chose once, so a Retry-After from it
+// is waited out rather than skipped for a replica the attempts cannot reach.
+func TestClusterRetryAfterFailoverAbove(t *testing.T) {
+	m := clusterMap(t)
+	c := clustertest.New(t, m)
+	tr, _ := countingTransport(t)
+	var events []retry.Event
+	p := fastRetry(2)
+	p.MaxPushback = 10 * time.Second
+	p.OnRetry = func(ev retry.Event) { events = append(events, ev) }
+	p = retry.NewPolicy(*p, retry.WithClock(&instantClock{now: time.Now()}))
+	svc := httpmw.WithService(httpmw.Service{Host: "orders", Topology: httpmw.FixedTopology(c.Map()), Port: c.HTTPPort()})
+	rt := httpmw.Chain(tr, httpmw.FailoverMiddleware(svc), httpmw.RetryMiddleware(httpmw.WithRetry(p)))
+	primary := c.Node("127.0.11.5")
+	primary.SetThrottle(time.Second)
+	ctx := httpmw.WithPartitionKey(context.Background(), keyFor(t, m, 0))
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://orders/item", nil)
+	resp, err := rt.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("want the throttled node's 429 after the retries")
+	}
+	if len(events) != 1 || events[0].Pushback != time.Second {
+		t.Fatalf("retries %+v: want one, after the 1s Retry-After", events)
+	}
+	if n := primary.Requests(); n != 2 {
+		t.Fatalf("primary got %d requests, want both attempts", n)
+	}
 }

@@ -2,6 +2,7 @@ package httpmw
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -155,20 +156,27 @@ func (s *service) routes(port int) *routeTable {
 }
 
 // waitFirstMap waits, within ctx and the service's TopologyWait, for the
-// service's topology to have a map. It reports whether it has one.
-func (s *service) waitFirstMap(ctx context.Context) bool {
+// service's topology to have a map. It returns nil once there is one, else
+// the error to fail the request with: ErrNoTopology, wrapping ctx's error
+// when the request's own context ended the wait.
+func (s *service) waitFirstMap(ctx context.Context) error {
 	w, ok := s.Topology.(waiter)
 	if !ok || s.TopologyWait < 0 {
-		return false
+		return ErrNoTopology
 	}
 	d := s.TopologyWait
 	if d == 0 {
 		d = DefaultTopologyWait
 	}
-	ctx, cancel := context.WithTimeout(ctx, d)
+	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	m, err := w.Wait(ctx)
-	return err == nil && m != nil
+	if m, err := w.Wait(wctx); err == nil && m != nil {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w (%w)", ErrNoTopology, err)
+	}
+	return ErrNoTopology
 }
 
 // partitionKey returns the request's partition key: the context's, else the
@@ -282,12 +290,18 @@ func (f *Failover) route(s *service, c *call, r *http.Request) error {
 		return ErrNoPartitionKey
 	}
 	t := s.routes(s.port(r.URL.Scheme))
-	if t == nil && s.waitFirstMap(r.Context()) {
-		t = s.routes(s.port(r.URL.Scheme))
-	}
 	if t == nil {
-		closeRequestBody(r)
-		return ErrNoTopology
+		err := s.waitFirstMap(r.Context())
+		if err == nil {
+			t = s.routes(s.port(r.URL.Scheme))
+		}
+		if t == nil {
+			closeRequestBody(r)
+			if err == nil {
+				err = ErrNoTopology
+			}
+			return err
+		}
 	}
 	p := t.m.Partition(s.Hasher.Sum(key))
 	if p == nil || p.Index < 0 || p.Index >= len(t.nodes) || len(t.nodes[p.Index]) == 0 {
@@ -333,8 +347,8 @@ var errOpenCandidates error = breaker.ErrOpen
 // pick chooses the node of this attempt among nodes (primary first).
 func (f *Failover) pick(c *call, nodes []string, primaryOnly bool) (string, error) {
 	if primaryOnly {
-		// A throttled primary still takes the write: the retry layer has
-		// waited out its Retry-After, there being no other candidate.
+		// A throttled primary still takes the write: there is no other
+		// node for it (the retry layer waits out a Retry-After it gets).
 		if f.open(c, nodes[0]) {
 			return "", errOpenCandidates
 		}
@@ -377,8 +391,8 @@ func (f *Failover) pick(c *call, nodes []string, primaryOnly bool) (string, erro
 		}
 	}
 	if soonest != "" {
-		// Every candidate not open is throttled: the retry layer waited
-		// for the one free soonest.
+		// Every candidate not open is throttled: take the one free
+		// soonest.
 		return soonest, nil
 	}
 	return "", errOpenCandidates

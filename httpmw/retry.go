@@ -167,8 +167,10 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 				req.Body = body
 			}
 			c.cur = req
-			c.node, c.nodes, c.fo, c.primaryOnly = "", nil, nil, false
 		}
+		// Only a failover layer below routes this attempt; one above this
+		// layer has fixed the node of every attempt already.
+		c.node, c.nodes, c.fo, c.primaryOnly = "", nil, nil, false
 		var cancel context.CancelFunc
 		if rt.attemptTimeout > 0 {
 			var actx context.Context

@@ -18,16 +18,22 @@ const MaxNodes = 1024
 
 // Set remembers throttled nodes until the time each gave. The zero Set is
 // empty and ready; a Set is safe for concurrent use. Reading it through a
-// View costs one atomic load while no node is throttled.
+// View costs one atomic load while no node is throttled; once every entry
+// is over, the first View that looks forgets them all.
 type Set struct {
-	active atomic.Bool // some entry may still be in force
+	active atomic.Bool  // some entry may still be in force
+	latest atomic.Int64 // the latest until of any entry, in Unix nanoseconds
 	mu     sync.Mutex
 	until  map[string]time.Time
 }
 
 // Add records that node asked for no request before until; now is the
-// current time. It reports false if the Set is full.
+// current time. An until not after now records nothing. It reports false
+// if the Set is full.
 func (t *Set) Add(node string, until, now time.Time) bool {
+	if !until.After(now) {
+		return true
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.until == nil {
@@ -42,17 +48,24 @@ func (t *Set) Add(node string, until, now time.Time) bool {
 	if u, ok := t.until[node]; !ok || until.After(u) {
 		t.until[node] = until
 	}
+	if n := until.UnixNano(); n > t.latest.Load() {
+		t.latest.Store(n)
+	}
 	t.active.Store(true)
 	return true
 }
 
 // expireLocked forgets the entries no longer in force.
 func (t *Set) expireLocked(now time.Time) {
+	var latest int64
 	for n, u := range t.until {
 		if !now.Before(u) {
 			delete(t.until, n)
+		} else {
+			latest = max(latest, u.UnixNano())
 		}
 	}
+	t.latest.Store(latest)
 	t.active.Store(len(t.until) > 0)
 }
 
@@ -82,6 +95,14 @@ func (v *View) Until(node string) (time.Time, bool) {
 	}
 	if !v.has {
 		v.at, v.has = v.now(), true
+	}
+	if v.at.UnixNano() >= s.latest.Load() {
+		// Every entry is over: forget them all, and let later Views pay
+		// the atomic load alone again.
+		s.mu.Lock()
+		s.expireLocked(v.at)
+		s.mu.Unlock()
+		return time.Time{}, false
 	}
 	s.mu.Lock()
 	u, ok := s.until[node]

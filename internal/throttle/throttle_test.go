@@ -43,3 +43,37 @@ func TestSet(t *testing.T) {
 		t.Fatal("entries outlived their pause")
 	}
 }
+
+// Once every entry is over, the next lookup of any node forgets them all,
+// so that later picks pay the atomic load alone again; a pause of zero
+// records nothing.
+func TestSetForgetsWhenAllOver(t *testing.T) {
+	var s Set
+	now := time.Unix(1000, 0)
+	if !s.Add("zero", now, now) || s.active.Load() {
+		t.Fatal("a pause that is already over was recorded")
+	}
+	s.Add("replica", now.Add(time.Second), now)
+	s.Add("other", now.Add(2*time.Second), now)
+	now = now.Add(1500 * time.Millisecond)
+	v := s.NewView(func() time.Time { return now })
+	if v.Throttled("primary") || !v.Throttled("other") || v.Throttled("replica") {
+		t.Fatal("wrong verdicts while one pause is in force")
+	}
+	now = now.Add(time.Hour)
+	v = s.NewView(func() time.Time { return now })
+	if v.Throttled("primary") {
+		t.Fatal("primary throttled")
+	}
+	if s.active.Load() || len(s.until) != 0 {
+		t.Fatalf("%d entries left after every pause ended (active %v)", len(s.until), s.active.Load())
+	}
+	reads := 0
+	v = s.NewView(func() time.Time { reads++; return now })
+	for i := 0; i < 100; i++ {
+		v.Throttled("primary")
+	}
+	if reads != 0 {
+		t.Fatalf("%d clock reads with nothing throttled", reads)
+	}
+}
