@@ -432,14 +432,15 @@ func (s *gatedSource) Fetch(ctx context.Context) (*topology.Map, error) {
 }
 
 // A call that starts before the watcher's first map waits for it (within
-// WithTopologyWait and its own context) instead of failing at once.
+// WithTopologyWait and its own context) instead of failing at once; a call
+// that gets no map fails once, not once per attempt.
 func TestFirstMapWaitedFor(t *testing.T) {
 	c := clustertest.New(t, loadMap(t))
 	m := c.Map()
 	key := keyFor(t, m, 0)
-	dial := func(w *topology.Watcher, wait time.Duration) pb.EchoClient {
-		conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(grpcmw.WithWatcher(w),
-			grpcmw.WithPort(c.GRPCPort()), grpcmw.WithTopologyWait(wait)),
+	dial := func(r *grpcmw.Router) pb.EchoClient {
+		conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(grpcmw.WithRouter(r),
+			grpcmw.WithRetry(&retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond})),
 			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 		if err != nil {
 			t.Fatal(err)
@@ -447,31 +448,55 @@ func TestFirstMapWaitedFor(t *testing.T) {
 		t.Cleanup(func() { _ = conn.Close() })
 		return pb.NewEchoClient(conn)
 	}
+	router := func(w *topology.Watcher, wait time.Duration, waits *atomic.Int32) *grpcmw.Router {
+		r := grpcmw.NewRouter(w, grpcmw.WithPort(c.GRPCPort()), grpcmw.WithTopologyWait(wait))
+		grpcmw.SetRouterWaitHook(r, func() { waits.Add(1) })
+		return r
+	}
 
-	// No map ever: the wait is bounded, or skipped.
+	// No map ever: the wait is bounded, or skipped, and not repeated by
+	// the retry step.
 	idle := topology.NewWatcher(topology.Static(m))
 	for _, wait := range []time.Duration{-1, 20 * time.Millisecond} {
-		_, err := dial(idle, wait).Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
+		var waits atomic.Int32
+		_, err := dial(router(idle, wait, &waits)).Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
 		if status.Code(err) != codes.Unavailable || !errors.Is(err, grpcmw.ErrNoTopology) {
 			t.Fatalf("TopologyWait %v, no map ever: %v", wait, err)
 		}
+		want := int32(1) // one wait for the whole call, not one per attempt
+		if wait < 0 {
+			want = 0
+		}
+		if waits.Load() != want {
+			t.Fatalf("TopologyWait %v: waited %d times, want %d", wait, waits.Load(), want)
+		}
+	}
+	// The call's own deadline ends the wait: the error says both.
+	var waits atomic.Int32
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	_, err := dial(router(idle, time.Minute, &waits)).Echo(ctx, &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
+	cancel()
+	if !errors.Is(err, grpcmw.ErrNoTopology) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("call deadline during the wait: %v, want ErrNoTopology and DeadlineExceeded", err)
 	}
 
+	// The map comes while the call waits.
 	src := &gatedSource{m: m, open: make(chan struct{})}
 	w := topology.NewWatcher(src)
-	ctx, cancel := context.WithCancel(context.Background())
+	wctx, wcancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
-	go func() { defer close(stopped); _ = w.Run(ctx) }()
-	defer func() { cancel(); <-stopped }()
-	echo := dial(w, time.Minute)
-	calling := make(chan struct{})
+	go func() { defer close(stopped); _ = w.Run(wctx) }()
+	defer func() { wcancel(); <-stopped }()
+	r := grpcmw.NewRouter(w, grpcmw.WithPort(c.GRPCPort()))
+	waiting := make(chan struct{})
+	grpcmw.SetRouterWaitHook(r, func() { close(waiting) })
+	echo := dial(r)
 	done := make(chan error, 1)
 	go func() {
-		close(calling)
 		_, err := echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
 		done <- err
 	}()
-	<-calling
+	<-waiting // the call is waiting for the first map: let it come
 	close(src.open)
 	if err := <-done; err != nil {
 		t.Fatalf("call that waited for the first map: %v", err)

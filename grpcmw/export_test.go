@@ -14,3 +14,7 @@ func PresetUnary(opts ...Option) grpc.UnaryClientInterceptor {
 
 // SetRouterClock makes r read the time from now (for its throttle record).
 func SetRouterClock(r *Router, now func() time.Time) { r.now = now }
+
+// SetRouterWaitHook makes r call fn when a call starts waiting for the
+// watcher's first map.
+func SetRouterWaitHook(r *Router, fn func()) { r.waiting = fn }

@@ -63,7 +63,9 @@ func StreamRateLimit(l *ratelimit.Limiter) grpc.StreamClientInterceptor {
 // Do not combine it with gRPC's own retries (a retryPolicy in the service
 // config): attempts would multiply. The preset disables gRPC's retries.
 func UnaryRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
-	p = normalPolicy(p)
+	if p == nil {
+		p = &retry.Policy{}
+	}
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		return retryUnary(p, nil, ctx, method, req, reply, cc, invoker, opts)
 	}
@@ -85,7 +87,7 @@ func retryUnary(p *retry.Policy, next *nodeStep, ctx context.Context, method str
 	}
 	copy(c.opts, opts)
 	c.opts[len(opts)] = grpc.Trailer(&c.trailer)
-	c.maxPushback = p.MaxPushback
+	c.maxPushback = maxPushback(p)
 	return retryResult(ctx, policyFor(p, cfg).Do(ctx, c.attempt))
 }
 
@@ -97,7 +99,7 @@ type unaryCall struct {
 	cc          *grpc.ClientConn
 	invoker     grpc.UnaryInvoker
 	next        *nodeStep         // the step each attempt goes through, or nil
-	maxPushback time.Duration     // the policy's, with its default filled in
+	maxPushback time.Duration     // the policy's effective MaxPushback
 	opts        []grpc.CallOption // the caller's, plus the trailer option
 	trailer     metadata.MD
 	tried       []string
@@ -137,13 +139,17 @@ func (c *unaryCall) attempt(actx context.Context, at retry.Attempt) error {
 	return decide(c.ctx, actx, err, c.trailer, a, c.maxPushback)
 }
 
-// normalPolicy returns a copy of p (nil: the zero Policy) with its defaults
-// filled in and its clock kept, so that its MaxPushback is the effective one.
-func normalPolicy(p *retry.Policy) *retry.Policy {
-	if p == nil {
-		return retry.NewPolicy(retry.Policy{})
+// maxPushback returns the longest pushback p honours, as the retry package
+// reads it: MaxPushback, where zero means the effective MaxDelay; negative
+// means pushback delays are ignored.
+func maxPushback(p *retry.Policy) time.Duration {
+	switch {
+	case p.MaxPushback != 0:
+		return p.MaxPushback
+	case p.MaxDelay > 0:
+		return p.MaxDelay
 	}
-	return retry.NewPolicy(*p)
+	return retry.DefaultMaxDelay
 }
 
 // policyFor returns p with the call's MaxAttempts, if it sets one.
@@ -162,7 +168,7 @@ func policyFor(p *retry.Policy, cfg callConfig) *retry.Policy {
 // throttle lasts at most maxPushback.
 func decide(callerCtx, attemptCtx context.Context, err error, trailer metadata.MD, a *attemptInfo, maxPushback time.Duration) error {
 	node, failover := a.pinnedNode()
-	if errors.Is(err, ErrNoHealthyNode) {
+	if errors.Is(err, ErrNoHealthyNode) || errors.Is(err, ErrNoTopology) {
 		return retry.Permanent(err) // failover has nowhere else to go
 	}
 	if localRefusal(err) {
@@ -256,10 +262,15 @@ func (r *Router) route(ctx context.Context, cc *grpc.ClientConn, opts []grpc.Cal
 	}
 	m := r.watcher.Current()
 	if m == nil {
-		m = r.firstMap(ctx)
-	}
-	if m == nil {
-		return ctx, a, &Error{Code: codes.Unavailable, Err: ErrNoTopology}
+		// Wait within the call's own context, not an attempt's timeout.
+		caller := ctx
+		if a.caller != nil {
+			caller = a.caller
+		}
+		var err error
+		if m, err = r.firstMap(caller); err != nil {
+			return ctx, a, &Error{Code: codes.Unavailable, Err: err}
+		}
 	}
 	r.learn(m)
 	part := m.Partition(r.hash.Sum(a.route.Key))
@@ -314,8 +325,7 @@ func (r *Router) route(ctx context.Context, cc *grpc.ClientConn, opts []grpc.Cal
 		return ctx, a, nil
 	}
 	if soonest != "" {
-		// Every healthy candidate is throttled: the retry step waited for
-		// the one free first.
+		// Every healthy candidate is throttled: take the one free first.
 		a.pin(soonest, soonBrk, r.breakers)
 		return ctx, a, nil
 	}

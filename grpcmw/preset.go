@@ -59,7 +59,10 @@ func newPreset(c *config) (dial []grpc.DialOption, unary *unaryChain, stream []g
 		stream = append(stream, StreamRateLimit(c.limiter))
 	}
 	if !c.noRetry {
-		p := normalPolicy(c.policy)
+		p := c.policy
+		if p == nil {
+			p = retry.NewPolicy(retry.Policy{})
+		}
 		chain.policy = p
 		stream = append(stream, StreamRetry(p))
 	}

@@ -2,6 +2,7 @@ package grpcmw
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,7 @@ type Router struct {
 	breakers *breaker.Group
 	topoWait time.Duration    // see WithTopologyWait
 	now      func() time.Time // the clock of throttle
+	waiting  func()           // test hook: a call starts waiting for the first map
 
 	addrs    atomic.Pointer[addrCache] // dial addresses of the latest map seen
 	throttle throttle.Set              // nodes that asked, with a pushback, to be left alone
@@ -98,19 +100,28 @@ func (r *Router) learn(m *topology.Map) {
 }
 
 // firstMap waits, within ctx and the Router's topology wait, for the
-// watcher's first map; it returns nil if none came.
-func (r *Router) firstMap(ctx context.Context) *topology.Map {
+// watcher's first map. If none comes, the error is ErrNoTopology, wrapping
+// ctx's error when ctx ended the wait.
+func (r *Router) firstMap(ctx context.Context) (*topology.Map, error) {
 	d := r.topoWait
 	if d < 0 {
-		return nil
+		return nil, ErrNoTopology
 	}
 	if d == 0 {
 		d = DefaultTopologyWait
 	}
-	ctx, cancel := context.WithTimeout(ctx, d)
+	if r.waiting != nil {
+		r.waiting()
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	m, _ := r.watcher.Wait(ctx)
-	return m
+	if m, err := r.watcher.Wait(wctx); err == nil && m != nil {
+		return m, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w (%w)", ErrNoTopology, err)
+	}
+	return nil, ErrNoTopology
 }
 
 // throttled records that node, the node of attempt a, asked with a pushback

@@ -118,7 +118,9 @@ func StreamBulkhead(g *bulkhead.Group) grpc.StreamClientInterceptor {
 // caller's context. For a server-streaming call, errors surface at the
 // first RecvMsg rather than at stream creation.
 func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
-	p = normalPolicy(p)
+	if p == nil {
+		p = &retry.Policy{}
+	}
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		cfg := parseCallOptions(ctx, opts)
 		rs := &retryStream{
@@ -178,7 +180,7 @@ func (s *retryStream) failed(a *attemptInfo, err error, trailer metadata.MD) err
 	if node := a.getNode(); node != "" {
 		s.tried = append(s.tried, node)
 	}
-	return decide(s.ctx, nil, err, trailer, a, s.policy.MaxPushback)
+	return decide(s.ctx, nil, err, trailer, a, maxPushback(s.policy))
 }
 
 // start runs the attempts: open a stream, replay the request, and wait for

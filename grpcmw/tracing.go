@@ -180,6 +180,10 @@ func startAttempt(ctx context.Context, ts *traceState, cc *grpc.ClientConn) (con
 	if !ok {
 		md = make(metadata.MD, 1)
 	}
+	// Our traceparent replaces the caller's, so a caller's tracestate, which
+	// belongs to theirs, goes too; the propagator writes the call's own.
+	md.Delete(traceparentKey)
+	md.Delete(tracestateKey)
 	att.Inject(ts.sctx, mdCarrier(md))
 	return metadata.NewOutgoingContext(ctx, md), att, waited
 }

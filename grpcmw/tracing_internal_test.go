@@ -15,7 +15,7 @@ import (
 // startAttempt sends what the tracer's propagator injects into the
 // caller's outgoing metadata, whether it takes the plain-traceparent path
 // or the propagator's own: same keys, same values, caller's trace context
-// replaced, caller's other metadata kept.
+// (traceparent and tracestate) replaced, caller's other metadata kept.
 func TestStartAttemptMetadata(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
@@ -57,6 +57,8 @@ func TestStartAttemptMetadata(t *testing.T) {
 			if !ok {
 				want = metadata.MD{}
 			}
+			want.Delete("traceparent")
+			want.Delete("tracestate")
 			att.Inject(tctx.ts.sctx, mdCarrier(want))
 			att.End(sampling.Success, nil, 0)
 			tctx.ts.end(nil)
@@ -70,6 +72,11 @@ func TestStartAttemptMetadata(t *testing.T) {
 			}
 			if len(got["traceparent"]) != 1 {
 				t.Errorf("traceparent %q, want one value", got["traceparent"])
+			}
+			for _, v := range got["tracestate"] {
+				if v == "old" {
+					t.Errorf("the caller's tracestate %q was sent with our traceparent", v)
+				}
 			}
 		})
 	}

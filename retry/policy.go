@@ -85,7 +85,10 @@ type Event struct {
 	Err error
 	// Delay is the wait before the next attempt.
 	Delay time.Duration
-	// Pushback is the server pushback after the MaxPushback cap, or 0.
+	// Pushback is the pushback the operation gave with [Pushback], after
+	// the MaxPushback cap, or 0. (rampart's transports give the wait until
+	// a candidate node is free: the server's pushback when only its node
+	// can take the next attempt, 0 when another node can.)
 	Pushback time.Duration
 }
 
