@@ -187,9 +187,32 @@ func newCall(parent context.Context, r *http.Request) *call {
 	return c
 }
 
+// joinCall returns the call r belongs to and the request a layer works on,
+// which the call owns: for a request outside any live call, a new call and
+// its copy of r (created is true, and the layer ends the call, setting
+// finished, when it returns); else the live call and r, cloned if the call
+// does not own it.
+func joinCall(r *http.Request) (c *call, owned *http.Request, created bool) {
+	if c = liveCall(r); c == nil {
+		c = newCall(r.Context(), r)
+		return c, c.cur, true
+	}
+	return c, c.own(r), false
+}
+
 // owned reports whether r is the call's current request, which rampart
 // layers may modify in place.
 func (c *call) owned(r *http.Request) bool { return c != nil && r == c.cur }
+
+// own returns r if the call owns it, else a clone of r that becomes the
+// call's current request.
+func (c *call) own(r *http.Request) *http.Request {
+	if !c.owned(r) {
+		r = cloneRequest(r, r.Context())
+		c.cur = r
+	}
+	return r
+}
 
 // attemptReq holds a request and its URL in one allocation.
 type attemptReq struct {

@@ -246,17 +246,7 @@ func (f *Failover) RoundTrip(r *http.Request) (*http.Response, error) {
 	if s == nil {
 		return f.next.RoundTrip(r)
 	}
-	c := liveCall(r)
-	created := false
-	switch {
-	case c == nil:
-		c = newCall(r.Context(), r)
-		created = true
-		r = c.cur
-	case !c.owned(r):
-		r = cloneRequest(r, r.Context())
-		c.cur = r
-	}
+	c, r, created := joinCall(r)
 	var (
 		resp *http.Response
 		err  error

@@ -90,17 +90,7 @@ func newRetry(next http.RoundTripper, cfg *config) *Retry {
 
 // RoundTrip sends r, retrying as described on Retry.
 func (rt *Retry) RoundTrip(r *http.Request) (*http.Response, error) {
-	c := liveCall(r)
-	created := false
-	switch {
-	case c == nil:
-		c = newCall(r.Context(), r)
-		created = true
-		r = c.cur
-	case !c.owned(r):
-		r = cloneRequest(r, r.Context())
-		c.cur = r
-	}
+	c, r, created := joinCall(r)
 	resp, err := rt.roundTrip(c, r)
 	if created {
 		c.finished = true

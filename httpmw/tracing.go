@@ -100,17 +100,7 @@ func (t *Tracing) RoundTrip(r *http.Request) (*http.Response, error) {
 		return t.next.RoundTrip(r)
 	}
 	sctx, sc := t.tracer.Start(r.Context(), spanName(r.Method), trace.SpanKindClient)
-	c := liveCall(r)
-	created := false
-	switch {
-	case c == nil:
-		c = newCall(r.Context(), r)
-		created = true
-		r = c.cur
-	case !c.owned(r):
-		r = cloneRequest(r, r.Context())
-		c.cur = r
-	}
+	c, r, created := joinCall(r)
 	prevTrace, prevCtx, prevMetrics, prevTP := c.trace, c.tctx, c.metrics, c.plainTP
 	c.trace, c.tctx, c.metrics, c.plainTP = sc, sctx, t.tracer.Metrics(), t.plainTP
 	var (
@@ -185,10 +175,7 @@ type traceparentVal struct {
 func (c *call) beginAttempt(r *http.Request) *http.Request {
 	_, a := c.trace.StartAttempt(c.tctx, r.URL.Host, c.partition)
 	c.att, c.attOpen = a, true
-	if !c.owned(r) {
-		r = cloneRequest(r, r.Context())
-		c.cur = r
-	}
+	r = c.own(r)
 	// A shallow copy: the value slices are shared, read-only, never
 	// appended to. maps.Clone copies the table without rehashing.
 	h := maps.Clone(r.Header)
