@@ -3,6 +3,7 @@ package grpcmw
 import (
 	"context"
 	"fmt"
+	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,32 +131,20 @@ func (r *Router) firstMap(ctx context.Context) (*topology.Map, error) {
 // or primary) is neither open nor throttled, else until the first
 // candidate's throttle ends (d for a write, which only its primary takes).
 func (r *Router) throttled(a *attemptInfo, node string, d time.Duration) time.Duration {
-	now := r.now()
-	if !r.throttle.Add(node, now.Add(d), now) || a.part == nil || a.route.Access == AccessWrite {
-		return d
-	}
-	th := r.throttle.At(now)
-	wait := d
-	free := func(n string) bool {
-		addr := r.addr(n)
-		if addr == node || r.breakerOpen(addr) != nil {
-			return false
-		}
-		u, ok := th.Until(addr)
-		if ok {
-			wait = min(wait, u.Sub(now))
-		}
-		return !ok
-	}
-	if free(a.part.Primary) {
-		return 0
-	}
-	for _, n := range a.part.Replicas {
-		if free(n) {
-			return 0
+	var others iter.Seq[string] // none for a write, which only the primary takes
+	if p := a.part; p != nil && a.route.Access != AccessWrite {
+		others = func(yield func(string) bool) {
+			if !yield(r.addr(p.Primary)) {
+				return
+			}
+			for _, n := range p.Replicas {
+				if !yield(r.addr(n)) {
+					return
+				}
+			}
 		}
 	}
-	return wait
+	return r.throttle.Pause(node, d, r.now(), others, func(addr string) bool { return r.breakerOpen(addr) != nil })
 }
 
 // breakerOpen returns the breaker's rejection if addr's breaker is open.

@@ -3,9 +3,11 @@ package httpmw
 import (
 	"context"
 	"fmt"
+	"iter"
 	"net"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -395,21 +397,9 @@ func (f *Failover) pick(c *call, nodes []string, primaryOnly bool) (string, erro
 // until the first candidate's throttle ends (d for a write confined to the
 // primary).
 func (f *Failover) throttled(c *call, d time.Duration) time.Duration {
-	now := f.now()
-	if !f.throttle.Add(c.node, now.Add(d), now) || c.primaryOnly {
-		return d
+	var others iter.Seq[string] // none for a write confined to the primary
+	if !c.primaryOnly {
+		others = slices.Values(c.nodes)
 	}
-	th := f.throttle.At(now)
-	wait := d
-	for _, n := range c.nodes {
-		if n == c.node || f.open(c, n) {
-			continue
-		}
-		u, ok := th.Until(n)
-		if !ok {
-			return 0
-		}
-		wait = min(wait, u.Sub(now))
-	}
-	return wait
+	return f.throttle.Pause(c.node, d, f.now(), others, func(n string) bool { return f.open(c, n) })
 }

@@ -6,6 +6,7 @@
 package throttle
 
 import (
+	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,4 +120,28 @@ func (v *View) Until(node string) (time.Time, bool) {
 func (v *View) Throttled(node string) bool {
 	_, ok := v.Until(node)
 	return ok
+}
+
+// Pause records, at now, that node asked to be sent nothing for d, and
+// returns how long the next attempt of its call must wait: 0 when one of
+// others (the call's other candidates, skip ruling some out, such as nodes
+// with an open breaker) is not throttled, else until the first of them is
+// free, at most d. With no candidate left, or when the Set is full, it is d.
+func (s *Set) Pause(node string, d time.Duration, now time.Time, others iter.Seq[string], skip func(string) bool) time.Duration {
+	if !s.Add(node, now.Add(d), now) || others == nil {
+		return d
+	}
+	v := s.At(now)
+	wait := d
+	for n := range others {
+		if n == node || skip(n) {
+			continue
+		}
+		u, ok := v.Until(n)
+		if !ok {
+			return 0
+		}
+		wait = min(wait, u.Sub(now))
+	}
+	return wait
 }

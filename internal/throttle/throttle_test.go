@@ -2,6 +2,7 @@ package throttle
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -75,5 +76,29 @@ func TestSetForgetsWhenAllOver(t *testing.T) {
 	}
 	if reads != 0 {
 		t.Fatalf("%d clock reads with nothing throttled", reads)
+	}
+}
+
+// Pause waits only when no other candidate is free, and then until the
+// first of them is.
+func TestPause(t *testing.T) {
+	var s Set
+	now := time.Unix(1000, 0)
+	none := func(string) bool { return false }
+	nodes := slices.Values([]string{"a", "b", "c"})
+	if w := s.Pause("a", time.Second, now, nodes, none); w != 0 {
+		t.Fatalf("b and c free: wait %v, want 0", w)
+	}
+	if w := s.Pause("b", 2*time.Second, now, nodes, func(n string) bool { return n == "c" }); w != time.Second {
+		t.Fatalf("c ruled out, a free in 1s: wait %v, want 1s", w)
+	}
+	if w := s.Pause("c", 3*time.Second, now, nil, none); w != 3*time.Second {
+		t.Fatalf("no other candidate: wait %v, want the whole 3s", w)
+	}
+	v := s.At(now)
+	for _, n := range []string{"a", "b", "c"} {
+		if !v.Throttled(n) {
+			t.Fatalf("%s not recorded", n)
+		}
 	}
 }
