@@ -146,28 +146,33 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 
 	var resp *http.Response
 	err := pol.DoWithBudget(c, budget, func(ctx context.Context, a retry.Attempt) error {
+		actx := ctx
+		var cancel context.CancelFunc
+		if rt.attemptTimeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, rt.attemptTimeout)
+		}
 		req := r
-		if a.Number > 1 {
-			req = cloneFrom(&base, &baseURL, ctx)
+		switch {
+		case a.Number > 1:
+			req = cloneFrom(&base, &baseURL, actx)
 			if hasBody {
 				body, err := base.GetBody()
 				if err != nil {
+					if cancel != nil {
+						cancel()
+					}
 					return retry.Permanent(err)
 				}
 				req.Body = body
 			}
 			c.cur = req
+		case cancel != nil:
+			req = r.WithContext(actx)
+			c.cur = req
 		}
 		// Only a failover layer below routes this attempt; one above this
 		// layer has fixed the node of every attempt already.
 		c.node, c.nodes, c.fo, c.primaryOnly = "", nil, nil, false
-		var cancel context.CancelFunc
-		if rt.attemptTimeout > 0 {
-			var actx context.Context
-			actx, cancel = context.WithTimeout(ctx, rt.attemptTimeout)
-			req = req.WithContext(actx)
-			c.cur = req
-		}
 		res, err := sendAttempt(c, rt.next, req, a.Waited)
 		if err != nil {
 			if cancel != nil {
