@@ -87,26 +87,26 @@ func retryUnary(p *retry.Policy, next *nodeStep, ctx context.Context, method str
 	}
 	copy(c.opts, opts)
 	c.opts[len(opts)] = grpc.Trailer(&c.trailer)
-	c.maxPushback = maxPushback(p)
+	c.policy = p
 	return retryResult(ctx, policyFor(p, cfg).Do(ctx, c.attempt))
 }
 
 // unaryCall is the state of one call under UnaryRetry, in one allocation.
 type unaryCall struct {
-	ctx         context.Context // the caller's
-	method      string
-	req, reply  any
-	cc          *grpc.ClientConn
-	invoker     grpc.UnaryInvoker
-	next        *nodeStep         // the step each attempt goes through, or nil
-	maxPushback time.Duration     // the policy's effective MaxPushback
-	opts        []grpc.CallOption // the caller's, plus the trailer option
-	trailer     metadata.MD
-	tried       []string
-	a           attemptInfo // reused: attempts run one after another
-	first       attemptCtx  // the first attempt's context
-	triedBuf    [3]string
-	optBuf      [6]grpc.CallOption
+	ctx        context.Context // the caller's
+	method     string
+	req, reply any
+	cc         *grpc.ClientConn
+	invoker    grpc.UnaryInvoker
+	next       *nodeStep         // the step each attempt goes through, or nil
+	policy     *retry.Policy     // the caller's, for its MaxPushback
+	opts       []grpc.CallOption // the caller's, plus the trailer option
+	trailer    metadata.MD
+	tried      []string
+	a          attemptInfo // reused: attempts run one after another
+	first      attemptCtx  // the first attempt's context
+	triedBuf   [3]string
+	optBuf     [6]grpc.CallOption
 }
 
 // attempt runs one attempt of the call.
@@ -136,20 +136,7 @@ func (c *unaryCall) attempt(actx context.Context, at retry.Attempt) error {
 	if node := a.getNode(); node != "" {
 		c.tried = append(c.tried, node)
 	}
-	return decide(c.ctx, actx, err, c.trailer, a, c.maxPushback)
-}
-
-// maxPushback returns the longest pushback p honours, as the retry package
-// reads it: MaxPushback, where zero means the effective MaxDelay; negative
-// means pushback delays are ignored.
-func maxPushback(p *retry.Policy) time.Duration {
-	switch {
-	case p.MaxPushback != 0:
-		return p.MaxPushback
-	case p.MaxDelay > 0:
-		return p.MaxDelay
-	}
-	return retry.DefaultMaxDelay
+	return decide(c.ctx, actx, err, c.trailer, a, c.policy)
 }
 
 // policyFor returns p with the call's MaxAttempts, if it sets one.
@@ -165,8 +152,8 @@ func policyFor(p *retry.Policy, cfg callConfig) *retry.Policy {
 // decide wraps the error of attempt a for the retry loop. A pushback is
 // about the node that sent it: when failover chose that node and another
 // candidate is free, the next attempt goes there without waiting; the
-// throttle lasts at most maxPushback.
-func decide(callerCtx, attemptCtx context.Context, err error, trailer metadata.MD, a *attemptInfo, maxPushback time.Duration) error {
+// throttle lasts at most p's MaxPushback.
+func decide(callerCtx, attemptCtx context.Context, err error, trailer metadata.MD, a *attemptInfo, p *retry.Policy) error {
 	node, failover := a.pinnedNode()
 	if errors.Is(err, ErrNoHealthyNode) || errors.Is(err, ErrNoTopology) {
 		return retry.Permanent(err) // failover has nowhere else to go
@@ -181,8 +168,13 @@ func decide(callerCtx, attemptCtx context.Context, err error, trailer metadata.M
 	switch {
 	case !v.retry:
 		return retry.Permanent(err)
-	case v.hasPB && v.pushback >= 0 && failover && a.router != nil && maxPushback >= 0:
-		if wait := a.router.throttled(a, node, min(v.pushback, maxPushback)); wait > 0 {
+	case v.hasPB && v.pushback >= 0 && failover && a.router != nil:
+		// The retry package's own reading of MaxPushback, defaults filled in.
+		maxPB := retry.NewPolicy(*p).MaxPushback
+		if maxPB < 0 { // pushback delays ignored: nothing to record
+			return retry.Pushback(err, v.pushback)
+		}
+		if wait := a.router.throttled(a, node, min(v.pushback, maxPB)); wait > 0 {
 			return retry.Pushback(err, wait)
 		}
 		return err

@@ -180,7 +180,7 @@ func (s *retryStream) failed(a *attemptInfo, err error, trailer metadata.MD) err
 	if node := a.getNode(); node != "" {
 		s.tried = append(s.tried, node)
 	}
-	return decide(s.ctx, nil, err, trailer, a, maxPushback(s.policy))
+	return decide(s.ctx, nil, err, trailer, a, s.policy)
 }
 
 // start runs the attempts: open a stream, replay the request, and wait for
