@@ -241,6 +241,15 @@ func (a *attemptInfo) getNode() string {
 	return a.node
 }
 
+// callerOr returns the logical call's context, which the retry step records
+// in the attempt's state (a may be nil), or ctx when there is none.
+func (a *attemptInfo) callerOr(ctx context.Context) context.Context {
+	if a != nil && a.caller != nil {
+		return a.caller
+	}
+	return ctx
+}
+
 // excluded reports whether node was used by an earlier attempt.
 func (a *attemptInfo) excluded(node string) bool {
 	for _, t := range a.tried {

@@ -255,12 +255,8 @@ func (r *Router) route(ctx context.Context, cc *grpc.ClientConn, opts []grpc.Cal
 	m := r.watcher.Current()
 	if m == nil {
 		// Wait within the call's own context, not an attempt's timeout.
-		caller := ctx
-		if a.caller != nil {
-			caller = a.caller
-		}
 		var err error
-		if m, err = r.firstMap(caller); err != nil {
+		if m, err = r.firstMap(a.callerOr(ctx)); err != nil {
 			return ctx, a, &Error{Code: codes.Unavailable, Err: err}
 		}
 	}
@@ -411,11 +407,7 @@ func breakerOutcome(ctx context.Context, err error) breaker.Outcome {
 	if localRefusal(err) {
 		return breaker.Neutral
 	}
-	caller := ctx
-	if a := attemptFrom(ctx); a != nil && a.caller != nil {
-		caller = a.caller
-	}
-	switch classify(caller, ctx, err, nil).outcome {
+	switch classify(attemptFrom(ctx).callerOr(ctx), ctx, err, nil).outcome {
 	case outcomeSuccess:
 		return breaker.Success
 	case outcomeFailure:

@@ -208,10 +208,7 @@ func attemptOutcome(ctx context.Context, err error) sampling.Outcome {
 	if err == nil {
 		return sampling.Success
 	}
-	caller := ctx
-	if a := attemptFrom(ctx); a != nil && a.caller != nil {
-		caller = a.caller
-	}
+	caller := attemptFrom(ctx).callerOr(ctx)
 	if caller.Err() != nil {
 		return sampling.Canceled
 	}
