@@ -2,7 +2,6 @@ package grpcmw
 
 import (
 	"context"
-	"fmt"
 	"iter"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/internal/firstmap"
 	"github.com/rampart-go/rampart/internal/throttle"
 	"github.com/rampart-go/rampart/topology"
 )
@@ -104,25 +104,10 @@ func (r *Router) learn(m *topology.Map) {
 // watcher's first map. If none comes, the error is ErrNoTopology, wrapping
 // ctx's error when ctx ended the wait.
 func (r *Router) firstMap(ctx context.Context) (*topology.Map, error) {
-	d := r.topoWait
-	if d < 0 {
-		return nil, ErrNoTopology
-	}
-	if d == 0 {
-		d = DefaultTopologyWait
-	}
-	if r.waiting != nil {
+	if r.waiting != nil && r.topoWait >= 0 {
 		r.waiting()
 	}
-	wctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	if m, err := r.watcher.Wait(wctx); err == nil && m != nil {
-		return m, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w (%w)", ErrNoTopology, err)
-	}
-	return nil, ErrNoTopology
+	return firstmap.Wait(ctx, r.watcher, r.topoWait, DefaultTopologyWait, ErrNoTopology)
 }
 
 // throttled records that node, the node of attempt a, asked with a pushback

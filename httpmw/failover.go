@@ -2,7 +2,6 @@ package httpmw
 
 import (
 	"context"
-	"fmt"
 	"iter"
 	"net"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/internal/firstmap"
 	"github.com/rampart-go/rampart/internal/throttle"
 	"github.com/rampart-go/rampart/topology"
 )
@@ -71,11 +71,6 @@ type Service struct {
 // DefaultTopologyWait is the longest a request waits for the first
 // topology map of its service; see Service.TopologyWait.
 const DefaultTopologyWait = 5 * time.Second
-
-// waiter is a Topology whose first map can be waited for.
-type waiter interface {
-	Wait(ctx context.Context) (*topology.Map, error)
-}
 
 // service is a Service ready for use, with a cache of its routing table.
 type service struct {
@@ -162,23 +157,12 @@ func (s *service) routes(port int) *routeTable {
 // the error to fail the request with: ErrNoTopology, wrapping ctx's error
 // when the request's own context ended the wait.
 func (s *service) waitFirstMap(ctx context.Context) error {
-	w, ok := s.Topology.(waiter)
-	if !ok || s.TopologyWait < 0 {
+	w, ok := s.Topology.(firstmap.Waiter)
+	if !ok {
 		return ErrNoTopology
 	}
-	d := s.TopologyWait
-	if d == 0 {
-		d = DefaultTopologyWait
-	}
-	wctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	if m, err := w.Wait(wctx); err == nil && m != nil {
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%w (%w)", ErrNoTopology, err)
-	}
-	return ErrNoTopology
+	_, err := firstmap.Wait(ctx, w, s.TopologyWait, DefaultTopologyWait, ErrNoTopology)
+	return err
 }
 
 // partitionKey returns the request's partition key: the context's, else the
