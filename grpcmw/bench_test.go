@@ -14,6 +14,7 @@ import (
 	"github.com/rampart-go/rampart/clustertest"
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
+	"github.com/rampart-go/rampart/internal/cputime"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 	"github.com/rampart-go/rampart/topology"
@@ -30,6 +31,7 @@ func benchEcho(b *testing.B, conn *grpc.ClientConn, key string, opts ...grpc.Cal
 	b.ReportAllocs()
 	b.SetParallelism(8) // enough calls in flight to measure throughput, not latency
 	b.ResetTimer()
+	cpu0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := echo.Echo(ctx, req, opts...); err != nil {
@@ -38,6 +40,10 @@ func benchEcho(b *testing.B, conn *grpc.ClientConn, key string, opts ...grpc.Cal
 			}
 		}
 	})
+	// The whole process's CPU time (client and server) per call.
+	if ns, ok := cputime.PerOp(cpu0, b.N); ok {
+		b.ReportMetric(ns, "cpu-ns/op")
+	}
 }
 
 // BenchmarkLoopback compares a bare ClientConn to one node with the preset
@@ -152,6 +158,22 @@ func BenchmarkInterceptors(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+		// The same from 8×GOMAXPROCS goroutines, as the loopback benchmark
+		// calls: what the steps' shared state costs under contention.
+		b.Run(tc.name+"-parallel", func(b *testing.B) {
+			inv := chainUnary(tc.ics, ok)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := inv(ctx, "/echo/Echo", nil, nil, nil, opt); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 	}
 }

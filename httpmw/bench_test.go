@@ -15,6 +15,7 @@ import (
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/httpmw"
+	"github.com/rampart-go/rampart/internal/cputime"
 	"github.com/rampart-go/rampart/ratelimit"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
@@ -163,6 +164,7 @@ func benchRTParallel(b *testing.B, rt http.RoundTripper, url string) {
 	b.ReportAllocs()
 	b.SetParallelism(8)
 	b.ResetTimer()
+	cpu0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		req, _ := http.NewRequest("GET", url, nil)
 		req.Header.Set(httpmw.DefaultPartitionHeader, "customer-42")
@@ -176,6 +178,10 @@ func benchRTParallel(b *testing.B, rt http.RoundTripper, url string) {
 			resp.Body.Close()
 		}
 	})
+	// The whole process's CPU time (client and server) per call.
+	if ns, ok := cputime.PerOp(cpu0, b.N); ok {
+		b.ReportMetric(ns, "cpu-ns/op")
+	}
 }
 
 // BenchmarkLoopbackParallel: the success path over a loopback HTTP server
