@@ -22,6 +22,10 @@ import (
 // response message when atFirst is set, when RecvMsg or SendMsg reports the
 // end of the stream, or when the stream's context ends (a caller that
 // abandons the stream), whichever comes first.
+//
+// A call whose server sends one message (desc.ServerStreams unset: a
+// client-streaming call, CloseAndRecv) ends with that message: gRPC reads
+// the end of the stream itself and the caller never calls RecvMsg again.
 type endStream struct {
 	grpc.ClientStream
 	atFirst bool
@@ -30,8 +34,8 @@ type endStream struct {
 	stop    func() bool
 }
 
-func newEndStream(ctx context.Context, cs grpc.ClientStream, atFirst bool, onEnd func(error)) *endStream {
-	s := &endStream{ClientStream: cs, atFirst: atFirst, onEnd: onEnd}
+func newEndStream(ctx context.Context, desc *grpc.StreamDesc, cs grpc.ClientStream, atFirst bool, onEnd func(error)) *endStream {
+	s := &endStream{ClientStream: cs, atFirst: atFirst || !desc.ServerStreams, onEnd: onEnd}
 	s.stop = context.AfterFunc(ctx, func() { s.end(ctx.Err()) })
 	return s
 }
@@ -82,7 +86,7 @@ func StreamBreaker(g *breaker.Group) grpc.StreamClientInterceptor {
 			tk.Done(breakerOutcome(ctx, err))
 			return nil, err
 		}
-		return newEndStream(ctx, cs, true, func(err error) { tk.Done(breakerOutcome(ctx, err)) }), nil
+		return newEndStream(ctx, desc, cs, true, func(err error) { tk.Done(breakerOutcome(ctx, err)) }), nil
 	}
 }
 
@@ -100,7 +104,7 @@ func StreamBulkhead(g *bulkhead.Group) grpc.StreamClientInterceptor {
 			p.Release()
 			return nil, err
 		}
-		return newEndStream(ctx, cs, false, func(error) { p.Release() }), nil
+		return newEndStream(ctx, desc, cs, false, func(error) { p.Release() }), nil
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -27,6 +28,15 @@ type traceState struct {
 	sctx    context.Context // the context Tracer.Start returned
 	metrics *sampling.Metrics
 	plainTP bool // the tracer's propagator is propagation.TraceContext
+
+	// A unary call uses call from one goroutine. A stream's layers may end
+	// the call and its attempts from several at once: the caller's, and
+	// the context.AfterFunc of each layer when the stream's context ends.
+	// For streams, mu serialises every use of call, and ended says that
+	// the call is over and back in its pool, so that no attempt may touch
+	// it any more.
+	mu    sync.Mutex
+	ended bool
 }
 
 type traceKey struct{}
@@ -70,6 +80,17 @@ func (ts *traceState) end(err error) {
 	ts.call.End(err)
 }
 
+// endStream is end for a stream's call: it ends the call once, whichever of
+// the stream's goroutines comes first.
+func (ts *traceState) endStream(err error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if !ts.ended {
+		ts.ended = true
+		ts.end(err)
+	}
+}
+
 // spanName is the call's span name: the method without its leading slash
 // ("echo.Echo/Echo"), bounded by the service's own methods.
 func spanName(method string) string { return strings.TrimPrefix(method, "/") }
@@ -105,10 +126,10 @@ func StreamTracing(t *sampling.Tracer) grpc.StreamClientInterceptor {
 		tctx := startTrace(ctx, t, method)
 		cs, err := streamer(tctx, desc, cc, method, opts...)
 		if err != nil {
-			tctx.ts.end(err)
+			tctx.ts.endStream(err)
 			return nil, err
 		}
-		return newEndStream(ctx, cs, false, tctx.ts.end), nil
+		return newEndStream(ctx, desc, cs, false, tctx.ts.endStream), nil
 	}
 }
 
@@ -143,15 +164,26 @@ func StreamAttemptTracing() grpc.StreamClientInterceptor {
 		if ts == nil {
 			return streamer(ctx, desc, cc, method, opts...)
 		}
+		ts.mu.Lock()
+		if ts.ended { // the call's context ended: there is nothing to record in
+			ts.mu.Unlock()
+			return streamer(ctx, desc, cc, method, opts...)
+		}
 		ctx, att, waited := startAttempt(ctx, ts, cc)
+		ts.mu.Unlock()
+		end := func(err error) {
+			ts.mu.Lock()
+			defer ts.mu.Unlock()
+			if !ts.ended {
+				att.End(attemptOutcome(ctx, err), err, waited)
+			}
+		}
 		cs, err := streamer(ctx, desc, cc, method, opts...)
 		if err != nil {
-			att.End(attemptOutcome(ctx, err), err, waited)
+			end(err)
 			return nil, err
 		}
-		return newEndStream(ctx, cs, true, func(err error) {
-			att.End(attemptOutcome(ctx, err), err, waited)
-		}), nil
+		return newEndStream(ctx, desc, cs, true, end), nil
 	}
 }
 

@@ -1,0 +1,240 @@
+package grpcmw_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/rampart-go/rampart/bulkhead"
+	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
+	"github.com/rampart-go/rampart/grpcmw"
+	"github.com/rampart-go/rampart/retry"
+	"github.com/rampart-go/rampart/sampling"
+)
+
+// streamSvc is a loopback gRPC service with the stream shapes the
+// clustertest nodes do not serve: Upload is client-streaming (it counts the
+// requests and answers once), Hang is server-streaming and never sends,
+// telling hung when it has started.
+type streamSvc struct {
+	hung chan struct{}
+}
+
+const (
+	uploadMethod = "/rampart.test.Streams/Upload"
+	hangMethod   = "/rampart.test.Streams/Hang"
+)
+
+var (
+	uploadDesc = &grpc.StreamDesc{StreamName: "Upload", ClientStreams: true}
+	hangDesc   = &grpc.StreamDesc{StreamName: "Hang", ServerStreams: true}
+)
+
+func (s *streamSvc) upload(_ any, ss grpc.ServerStream) error {
+	var n int64
+	for {
+		var req pb.EchoRequest
+		err := ss.RecvMsg(&req)
+		if err == io.EOF {
+			return ss.SendMsg(&pb.EchoReply{Size: n})
+		}
+		if err != nil {
+			return err
+		}
+		n++
+	}
+}
+
+func (s *streamSvc) hang(_ any, ss grpc.ServerStream) error {
+	var req pb.StreamRequest
+	if err := ss.RecvMsg(&req); err != nil {
+		return err
+	}
+	s.hung <- struct{}{}
+	<-ss.Context().Done()
+	return status.FromContextError(ss.Context().Err()).Err()
+}
+
+// streamServer serves streamSvc on loopback and returns a ClientConn to it
+// with the given stream interceptors, outermost first.
+func streamServer(t *testing.T, ics ...grpc.StreamClientInterceptor) (*grpc.ClientConn, *streamSvc) {
+	t.Helper()
+	svc := &streamSvc{hung: make(chan struct{}, 64)}
+	srv := grpc.NewServer()
+	srv.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "rampart.test.Streams",
+		HandlerType: (*any)(nil),
+		Streams: []grpc.StreamDesc{
+			{StreamName: "Upload", ClientStreams: true, Handler: svc.upload},
+			{StreamName: "Hang", ServerStreams: true, Handler: svc.hang},
+		},
+	}, struct{}{})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainStreamInterceptor(ics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		srv.Stop()
+		<-done
+	})
+	return conn, svc
+}
+
+// sampleAll is a tracer that exports every call it ends, into the returned
+// exporter, whose exported channel ticks at each export.
+func sampleAll(t *testing.T) (*sampling.Tracer, *notifyExporter) {
+	exp := &notifyExporter{InMemoryExporter: tracetest.NewInMemoryExporter(), exported: make(chan struct{}, 1)}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return sampling.NewTracer(sampling.WithTracerProvider(tp), sampling.WithRatio(1),
+		sampling.WithPropagator(propagation.TraceContext{})), exp
+}
+
+// notifyExporter is an in-memory exporter that tells when it exported.
+type notifyExporter struct {
+	*tracetest.InMemoryExporter
+	exported chan struct{}
+}
+
+func (e *notifyExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := e.InMemoryExporter.ExportSpans(ctx, spans)
+	select {
+	case e.exported <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// waitSpans waits, up to 10 s, until the exporter has n logical spans of
+// method, and returns how many it has.
+func (e *notifyExporter) waitSpans(method string, n int) int {
+	timeout := time.After(10 * time.Second)
+	for {
+		if got := logicalSpans(e, method); got >= n {
+			return got
+		}
+		select {
+		case <-e.exported:
+		case <-timeout:
+			return logicalSpans(e, method)
+		}
+	}
+}
+
+// logicalSpans counts the exported logical spans of method's calls: those
+// whose parent is not an exported span (an attempt's parent is its call's).
+func logicalSpans(exp *notifyExporter, method string) int {
+	spans := exp.GetSpans()
+	ids := make(map[trace.SpanID]bool, len(spans))
+	for _, s := range spans {
+		ids[s.SpanContext.SpanID()] = true
+	}
+	n := 0
+	for _, s := range spans {
+		if s.Name == method[1:] && !ids[s.Parent.SpanID()] {
+			n++
+		}
+	}
+	return n
+}
+
+// A client-streaming call ends with its one reply: gRPC reads the end of
+// the stream itself, and the caller never calls RecvMsg again. Its bulkhead
+// slot is free and its trace is exported then, on a context that never
+// ends.
+func TestClientStreamEndsAtReply(t *testing.T) {
+	g, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, exp := sampleAll(t)
+	conn, _ := streamServer(t, grpcmw.StreamTracing(tr), grpcmw.StreamBulkhead(g), grpcmw.StreamAttemptTracing())
+	ctx := context.Background() // a caller that never cancels
+	for call := 1; call <= 3; call++ {
+		cs, err := conn.NewStream(ctx, uploadDesc, uploadMethod)
+		if err != nil {
+			t.Fatalf("call %d: %v", call, err)
+		}
+		for range 3 {
+			if err := cs.SendMsg(&pb.EchoRequest{Payload: []byte("x")}); err != nil {
+				t.Fatalf("call %d: send: %v", call, err)
+			}
+		}
+		if err := cs.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		var reply pb.EchoReply
+		if err := cs.RecvMsg(&reply); err != nil || reply.Size != 3 {
+			t.Fatalf("call %d: reply %v, %v; want size 3", call, &reply, err)
+		}
+		if n := g.Get(conn.Target()).InFlight(); n != 0 {
+			t.Fatalf("call %d: %d bulkhead slots still held after the reply", call, n)
+		}
+		if n := logicalSpans(exp, uploadMethod); n != call {
+			t.Fatalf("after call %d: %d calls exported, want %d", call, n, call)
+		}
+	}
+}
+
+// A traced server-streaming call whose caller gives up while it waits for
+// the first message: every layer ends on its own goroutine (the caller's
+// RecvMsg, each layer's context.AfterFunc) at the same time. The call is
+// ended and exported exactly once, and (under -race) no two of them touch
+// the call together.
+func TestStreamCancelWhileWaiting(t *testing.T) {
+	tr, exp := sampleAll(t)
+	conn, svc := streamServer(t, grpcmw.StreamTracing(tr),
+		grpcmw.StreamRetry(retry.NewPolicy(retry.Policy{MaxAttempts: 3})), grpcmw.StreamAttemptTracing())
+	const calls = 20
+	var wg sync.WaitGroup
+	for range calls {
+		ctx, cancel := context.WithCancel(context.Background())
+		cs, err := conn.NewStream(ctx, hangDesc, hangMethod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.SendMsg(&pb.StreamRequest{Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan error, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got <- cs.RecvMsg(new(pb.StreamReply))
+		}()
+		<-svc.hung // the stream is open and its first RecvMsg waits
+		cancel()
+		if err := <-got; status.Code(err) != codes.Canceled && !errors.Is(err, context.Canceled) {
+			t.Fatalf("RecvMsg after cancel: %v, want Canceled", err)
+		}
+	}
+	wg.Wait()
+	// The AfterFunc goroutines may still be ending the last calls.
+	if n := exp.waitSpans(hangMethod, calls); n != calls {
+		t.Fatalf("%d calls exported, want each of %d exactly once", n, calls)
+	}
+}
