@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"time"
@@ -308,7 +309,7 @@ func cloneFrom(base *http.Request, u *url.URL, ctx context.Context) *http.Reques
 // ended within the limit; otherwise b holds the limit+1 bytes read so far
 // and the rest is still in body.
 func bufferBody(body io.Reader, limit int64) (b []byte, whole bool, err error) {
-	b, err = io.ReadAll(io.LimitReader(body, limit+1))
+	b, err = io.ReadAll(io.LimitReader(body, min(limit, math.MaxInt64-1)+1)) // limit+1 must not wrap
 	if err != nil {
 		return nil, false, err
 	}

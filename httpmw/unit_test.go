@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -258,6 +259,20 @@ func TestBodyReplay(t *testing.T) {
 			if b != payload {
 				t.Fatalf("attempt %d body %d bytes, want %d", i+1, len(b), len(payload))
 			}
+		}
+	})
+	t.Run("largest cap: buffered, replayed", func(t *testing.T) {
+		// limit+1 would wrap to a negative read limit: an empty body.
+		s := &script{codes: []int{503, 200}}
+		rt := httpmw.NewRetry(s, httpmw.WithRetry(fastRetry(3)), httpmw.WithBodyLimit(math.MaxInt64))
+		req, _ := http.NewRequest("PUT", "http://svc/", opaqueBody{strings.NewReader(payload)})
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if len(s.bodies) != 2 || s.bodies[0] != payload || s.bodies[1] != payload {
+			t.Fatalf("bodies %q, want the payload twice", s.bodies)
 		}
 	})
 	t.Run("over the cap: sent once, whole", func(t *testing.T) {
