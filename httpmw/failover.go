@@ -198,10 +198,11 @@ func (s *service) partitionKey(c *call, r *http.Request) (string, bool) {
 //
 // With URL.Host a node IP, an https request would make the transport verify
 // the node's certificate against the IP. To keep verifying the logical
-// name, send the service's requests through a transport whose
+// name, the service's requests must go through a transport whose
 // TLSClientConfig.ServerName is the logical host: ServiceTransport makes one
-// from a base *http.Transport. Connections are still pooled per node, so
-// routing stays exact.
+// from a base *http.Transport, and New does so itself when its next
+// transport is an *http.Transport. Connections are still pooled per node,
+// so routing stays exact.
 //
 // Create it with NewFailover (or FailoverMiddleware); the zero Failover is
 // not usable. Failover is safe for concurrent use.

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/sampling"
@@ -14,6 +15,12 @@ import (
 //
 //	tracing (WithTracer) → rate limit (WithRateLimit) → retry → failover
 //	(WithService) → breaker per node → bulkhead per node → next
+//
+// When next is an *http.Transport (http.DefaultTransport for a nil next) and
+// services are configured, New puts it in a ServiceTransport for their hosts
+// (unless its TLS config names a server already), so that https requests
+// routed to node addresses keep verifying the logical host's certificate.
+// Give any other next transport that care yourself.
 //
 // Tracing, rate limit and failover are present only when configured; retry,
 // breaker and bulkhead always are, with their packages' defaults unless
@@ -34,7 +41,7 @@ func New(next http.RoundTripper, opts ...Option) http.RoundTripper {
 	if cfg.tracer != nil {
 		observeBreakers(cfg.breakers, cfg.tracer.t.Metrics())
 	}
-	rt := ensureHTTP(next)
+	rt := verifyLogicalNames(ensureHTTP(next), cfg)
 	rt = newBulkhead(rt, cfg)
 	rt = newBreaker(rt, cfg)
 	if len(cfg.services) > 0 {
@@ -114,6 +121,21 @@ func FailoverMiddleware(opts ...Option) Middleware {
 	return func(next http.RoundTripper) http.RoundTripper { return newFailover(next, cfg) }
 }
 
+// verifyLogicalNames returns next in a ServiceTransport for cfg's service
+// hosts when next is an *http.Transport that names no TLS server itself,
+// and next unchanged otherwise.
+func verifyLogicalNames(next http.RoundTripper, cfg *config) http.RoundTripper {
+	t, ok := next.(*http.Transport)
+	if !ok || len(cfg.services) == 0 || (t.TLSClientConfig != nil && t.TLSClientConfig.ServerName != "") {
+		return next
+	}
+	hosts := make([]string, 0, len(cfg.services))
+	for h := range cfg.services {
+		hosts = append(hosts, h)
+	}
+	return ServiceTransport(t, hosts...)
+}
+
 // ServiceTransport returns a RoundTripper for https logical hosts behind
 // failover. A request whose Host (the logical host failover keeps there,
 // without port) is one of hosts goes through a clone of base whose TLS
@@ -123,8 +145,9 @@ func FailoverMiddleware(opts ...Option) Middleware {
 // clone they are pooled per node address. A nil base means a clone of
 // http.DefaultTransport.
 //
-// Use it as the next transport of New (or of the failover middleware) when
-// a Service's Host is reached over https.
+// New does this itself when its next transport is an *http.Transport. Use
+// it as the last transport of a Chain with the failover middleware when a
+// Service's Host is reached over https.
 func ServiceTransport(base *http.Transport, hosts ...string) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport.(*http.Transport).Clone()
@@ -156,7 +179,13 @@ func (s *serviceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if h == "" {
 		h = r.URL.Host
 	}
-	if t := s.byHost[h]; t != nil {
+	t := s.byHost[h]
+	if t == nil && strings.IndexByte(h, ':') >= 0 {
+		if name, _, err := net.SplitHostPort(h); err == nil {
+			t = s.byHost[name] // "orders:8443" for a host given as "orders"
+		}
+	}
+	if t != nil {
 		return t.RoundTrip(r)
 	}
 	return s.base.RoundTrip(r)

@@ -55,11 +55,36 @@ func TestTLSVerifiesLogicalName(t *testing.T) {
 			t.Errorf("%s: err = %v, want a hostname verification error", tc.logical, err)
 		}
 	}
-	// The hazard ServiceTransport removes: a plain transport verifies the
-	// node IP, which this certificate lists, so "orders" would pass.
-	rt := httpmw.New(base, httpmw.WithRetry(fastRetry(1)),
-		httpmw.WithService(httpmw.Service{Host: "orders", Topology: httpmw.FixedTopology(m), Port: port}))
-	if err := do(rt, "orders"); err != nil {
-		t.Logf("plain transport: %v", err)
+	// New puts a plain *http.Transport in a ServiceTransport itself: the
+	// node IP, which this certificate lists, is not what is verified.
+	for _, tc := range []struct {
+		logical string
+		ok      bool
+	}{
+		{"example.com", true},
+		{"orders", false},
+		{"example.com:" + portS, true}, // a logical host with its port
+	} {
+		rt := httpmw.New(base, httpmw.WithRetry(fastRetry(1)),
+			httpmw.WithService(httpmw.Service{Host: tc.logical, Topology: httpmw.FixedTopology(m), Port: port}))
+		err := do(rt, tc.logical)
+		var he x509.HostnameError
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("plain transport, %s: %v", tc.logical, err)
+		case !tc.ok && !errors.As(err, &he):
+			t.Errorf("plain transport, %s: err = %v, want a hostname verification error", tc.logical, err)
+		}
+		rt.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+	}
+	// A ServiceTransport given the name without its port also serves the
+	// logical host written with one.
+	st := httpmw.ServiceTransport(base, "orders")
+	t.Cleanup(st.(interface{ CloseIdleConnections() }).CloseIdleConnections)
+	rt := httpmw.New(st, httpmw.WithRetry(fastRetry(1)),
+		httpmw.WithService(httpmw.Service{Host: "orders:" + portS, Topology: httpmw.FixedTopology(m), Port: port}))
+	var he x509.HostnameError
+	if err := do(rt, "orders:"+portS); !errors.As(err, &he) {
+		t.Errorf("ServiceTransport(\"orders\") for orders:%s: err = %v, want a hostname verification error", portS, err)
 	}
 }
