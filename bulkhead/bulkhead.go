@@ -37,6 +37,18 @@ var ErrFull = errors.New("bulkhead: full")
 // tell a timed-out wait from an immediate rejection.
 var ErrWaitTimeout = fmt.Errorf("%w: max wait elapsed", ErrFull)
 
+// AsRefusal returns err, an error of [Bulkhead.Acquire], so that it matches
+// [ErrFull] also when the context ended the call's wait in the queue (it
+// still matches the context's error too). A transport that keeps a breaker
+// per node uses it: whatever ended the wait, the node was never asked, so
+// the refusal says nothing of its health. A nil err stays nil.
+func AsRefusal(err error) error {
+	if err == nil || errors.Is(err, ErrFull) {
+		return err
+	}
+	return fmt.Errorf("%w: wait ended: %w", ErrFull, err)
+}
+
 // DefaultMaxConcurrent is the number of slots used when
 // [Config.MaxConcurrent] is zero.
 const DefaultMaxConcurrent = 32

@@ -611,3 +611,29 @@ func TestNoAllocs(t *testing.T) {
 		t.Errorf("rejected Acquire: %v allocs, want 0", n)
 	}
 }
+
+// AsRefusal makes a wait ended by the context match ErrFull, keeping the
+// context's error, and leaves ErrFull's own errors and nil as they are.
+func TestAsRefusal(t *testing.T) {
+	b, err := bulkhead.New(bulkhead.Config{MaxConcurrent: 1, MaxQueue: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_, err = b.Acquire(ctx) // queued, until the deadline
+	if err = bulkhead.AsRefusal(err); !errors.Is(err, bulkhead.ErrFull) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("queue wait ended by its deadline: %v, want ErrFull and DeadlineExceeded", err)
+	}
+	if err := bulkhead.AsRefusal(bulkhead.ErrWaitTimeout); err != bulkhead.ErrWaitTimeout {
+		t.Errorf("AsRefusal(ErrWaitTimeout) = %v, want it unchanged", err)
+	}
+	if err := bulkhead.AsRefusal(nil); err != nil {
+		t.Errorf("AsRefusal(nil) = %v", err)
+	}
+}

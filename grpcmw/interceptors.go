@@ -427,7 +427,7 @@ func UnaryBulkhead(g *bulkhead.Group) grpc.UnaryClientInterceptor {
 		node := nodeOf(ctx, cc)
 		p, err := g.Get(node).Acquire(ctx)
 		if err != nil {
-			return wrapErr(err, codes.ResourceExhausted, node)
+			return wrapErr(bulkhead.AsRefusal(err), codes.ResourceExhausted, node)
 		}
 		err = invoker(ctx, method, req, reply, cc, opts...)
 		p.Release()

@@ -53,7 +53,7 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 	if s.bulk != nil {
 		var err error
 		if permit, err = s.bulk.Get(node).Acquire(ctx); err != nil {
-			err = wrapErr(err, codes.ResourceExhausted, node)
+			err = wrapErr(bulkhead.AsRefusal(err), codes.ResourceExhausted, node)
 			if s.breakers != nil {
 				tk.Done(breakerOutcome(ctx, err))
 			}

@@ -97,7 +97,7 @@ func StreamBulkhead(g *bulkhead.Group) grpc.StreamClientInterceptor {
 		node := nodeOf(ctx, cc)
 		p, err := g.Get(node).Acquire(ctx)
 		if err != nil {
-			return nil, wrapErr(err, codes.ResourceExhausted, node)
+			return nil, wrapErr(bulkhead.AsRefusal(err), codes.ResourceExhausted, node)
 		}
 		cs, err := streamer(ctx, desc, cc, method, opts...)
 		if err != nil {

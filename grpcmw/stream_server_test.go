@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/bulkhead"
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
@@ -25,12 +27,33 @@ import (
 	"github.com/rampart-go/rampart/sampling"
 )
 
-// streamSvc is a loopback gRPC service with the stream shapes the
-// clustertest nodes do not serve: Upload is client-streaming (it counts the
-// requests and answers once), Hang is server-streaming and never sends,
-// telling hung when it has started.
+// streamSvc is a loopback gRPC service with what the clustertest nodes do
+// not serve: Upload is client-streaming (it counts the requests and answers
+// once), Hang is server-streaming and never sends, telling hung when it has
+// started, and Block is unary and answers once release is closed, telling
+// entered when it has started.
 type streamSvc struct {
-	hung chan struct{}
+	hung    chan struct{}
+	entered chan struct{}
+	release chan struct{}
+	served  atomic.Int32 // Block calls
+}
+
+const blockMethod = "/rampart.test.Streams/Block"
+
+func (s *streamSvc) block(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+	var req pb.EchoRequest
+	if err := dec(&req); err != nil {
+		return nil, err
+	}
+	s.served.Add(1)
+	s.entered <- struct{}{}
+	select {
+	case <-s.release:
+		return &pb.EchoReply{}, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 const (
@@ -72,11 +95,20 @@ func (s *streamSvc) hang(_ any, ss grpc.ServerStream) error {
 // with the given stream interceptors, outermost first.
 func streamServer(t *testing.T, ics ...grpc.StreamClientInterceptor) (*grpc.ClientConn, *streamSvc) {
 	t.Helper()
-	svc := &streamSvc{hung: make(chan struct{}, 64)}
+	return testServer(t, grpc.WithChainStreamInterceptor(ics...))
+}
+
+// testServer serves streamSvc on loopback and returns a ClientConn to it
+// with the given dial options. Block calls still held are released at the
+// end of the test.
+func testServer(t *testing.T, opts ...grpc.DialOption) (*grpc.ClientConn, *streamSvc) {
+	t.Helper()
+	svc := &streamSvc{hung: make(chan struct{}, 64), entered: make(chan struct{}, 64), release: make(chan struct{})}
 	srv := grpc.NewServer()
 	srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "rampart.test.Streams",
 		HandlerType: (*any)(nil),
+		Methods:     []grpc.MethodDesc{{MethodName: "Block", Handler: svc.block}},
 		Streams: []grpc.StreamDesc{
 			{StreamName: "Upload", ClientStreams: true, Handler: svc.upload},
 			{StreamName: "Hang", ServerStreams: true, Handler: svc.hang},
@@ -88,12 +120,14 @@ func streamServer(t *testing.T, ics ...grpc.StreamClientInterceptor) (*grpc.Clie
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithChainStreamInterceptor(ics...))
+	conn, err := grpc.NewClient(lis.Addr().String(),
+		append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var once sync.Once
 	t.Cleanup(func() {
+		once.Do(func() { close(svc.release) })
 		_ = conn.Close()
 		srv.Stop()
 		<-done
@@ -236,5 +270,46 @@ func TestStreamCancelWhileWaiting(t *testing.T) {
 	// The AfterFunc goroutines may still be ending the last calls.
 	if n := exp.waitSpans(hangMethod, calls); n != calls {
 		t.Fatalf("%d calls exported, want each of %d exactly once", n, calls)
+	}
+}
+
+// An attempt whose timeout ends its wait in its node's bulkhead queue never
+// reached the node: the node's breaker counts nothing, and the error
+// carries DeadlineExceeded and matches bulkhead.ErrFull, through the
+// standalone interceptors and through the preset.
+func TestQueueTimeoutNotANodeFailure(t *testing.T) {
+	for _, preset := range []bool{false, true} {
+		t.Run(map[bool]string{false: "chained", true: "preset"}[preset], func(t *testing.T) {
+			bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 2, Timeout: time.Hour}, 0)
+			hg, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 1, MaxQueue: 4}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := retry.NewPolicy(retry.Policy{MaxAttempts: 1, AttemptTimeout: 20 * time.Millisecond})
+			ics := []grpc.UnaryClientInterceptor{grpcmw.UnaryRetry(p), grpcmw.UnaryBreaker(bg), grpcmw.UnaryBulkhead(hg)}
+			if preset {
+				ics = []grpc.UnaryClientInterceptor{grpcmw.PresetUnary(grpcmw.WithRetry(p), grpcmw.WithBreakers(bg), grpcmw.WithBulkheads(hg))}
+			}
+			conn, svc := testServer(t, grpc.WithChainUnaryInterceptor(ics...))
+			// The holder takes the node's one slot, with no attempt timeout.
+			slot, err := hg.Get(conn.Target()).Acquire(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				err := conn.Invoke(context.Background(), blockMethod, &pb.EchoRequest{}, new(pb.EchoReply))
+				if !errors.Is(err, bulkhead.ErrFull) || status.Code(err) != codes.DeadlineExceeded {
+					t.Fatalf("call %d: err = %v, want DeadlineExceeded matching bulkhead.ErrFull", i, err)
+				}
+			}
+			b := bg.Get(conn.Target())
+			if st, c := b.State(), b.Counts(); st != breaker.StateClosed || c.TotalFailures != 0 {
+				t.Errorf("node breaker %v with %d failures after queue timeouts, want closed with none", st, c.TotalFailures)
+			}
+			slot.Release()
+			if n := svc.served.Load(); n != 0 {
+				t.Errorf("server saw %d calls, want none", n)
+			}
+		})
 	}
 }

@@ -153,6 +153,7 @@ func newBulkhead(next http.RoundTripper, cfg *config) *Bulkhead {
 func (b *Bulkhead) RoundTrip(r *http.Request) (*http.Response, error) {
 	p, err := b.group.Get(r.URL.Host).Acquire(r.Context())
 	if err != nil {
+		err = bulkhead.AsRefusal(err)
 		closeRequestBody(r)
 		rejected(r, err)
 		return nil, err
