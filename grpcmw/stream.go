@@ -280,10 +280,19 @@ func (s *retryStream) Header() (metadata.MD, error) {
 		var md metadata.MD
 		err := s.start(func(cs grpc.ClientStream) error {
 			var err error
-			md, err = cs.Header()
+			if md, err = cs.Header(); err == nil && md == nil {
+				// gRPC's Header returns neither header nor error for a
+				// stream that ended before its header (a trailers-only
+				// status): RecvMsg, with no message left to read, says how
+				// it ended, so that a failure is retried.
+				return cs.RecvMsg(nil)
+			}
 			return err
 		})
 		s.mu.Unlock()
+		if err == io.EOF { // ended with an OK status: RecvMsg reports it
+			err = nil
+		}
 		return md, err
 	}
 	cur, err := s.cur, s.err

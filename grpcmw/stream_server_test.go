@@ -37,6 +37,24 @@ type streamSvc struct {
 	entered chan struct{}
 	release chan struct{}
 	served  atomic.Int32 // Block calls
+	flaky   atomic.Int32 // Flaky calls
+}
+
+const flakyMethod = "/rampart.test.Streams/Flaky"
+
+var flakyDesc = &grpc.StreamDesc{StreamName: "Flaky", ServerStreams: true}
+
+// flaky is server-streaming: its first call fails with Unavailable before
+// any header (a trailers-only status), later ones send one reply.
+func (s *streamSvc) flakyStream(_ any, ss grpc.ServerStream) error {
+	var req pb.StreamRequest
+	if err := ss.RecvMsg(&req); err != nil {
+		return err
+	}
+	if s.flaky.Add(1) == 1 {
+		return status.Error(codes.Unavailable, "not yet")
+	}
+	return ss.SendMsg(&pb.StreamReply{Seq: 7})
 }
 
 const blockMethod = "/rampart.test.Streams/Block"
@@ -112,6 +130,7 @@ func testServer(t *testing.T, opts ...grpc.DialOption) (*grpc.ClientConn, *strea
 		Streams: []grpc.StreamDesc{
 			{StreamName: "Upload", ClientStreams: true, Handler: svc.upload},
 			{StreamName: "Hang", ServerStreams: true, Handler: svc.hang},
+			{StreamName: "Flaky", ServerStreams: true, Handler: svc.flakyStream},
 		},
 	}, struct{}{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -311,5 +330,35 @@ func TestQueueTimeoutNotANodeFailure(t *testing.T) {
 				t.Errorf("server saw %d calls, want none", n)
 			}
 		})
+	}
+}
+
+// A server-streaming caller that asks for the header first still gets the
+// retry: gRPC's Header hides a failure that came before any header, so the
+// attempt's status is read before the stream is committed to it.
+func TestStreamHeaderFirstRetried(t *testing.T) {
+	conn, svc := streamServer(t, grpcmw.StreamRetry(fastRetry))
+	cs, err := conn.NewStream(t.Context(), flakyDesc, flakyMethod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.SendMsg(&pb.StreamRequest{Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Header(); err != nil {
+		t.Fatalf("Header: %v", err)
+	}
+	var reply pb.StreamReply
+	if err := cs.RecvMsg(&reply); err != nil || reply.Seq != 7 {
+		t.Fatalf("RecvMsg after Header: %v, %v; want the second attempt's reply", &reply, err)
+	}
+	if err := cs.RecvMsg(&reply); err != io.EOF {
+		t.Fatalf("end of stream: %v, want io.EOF", err)
+	}
+	if n := svc.flaky.Load(); n != 2 {
+		t.Errorf("%d attempts reached the server, want 2", n)
 	}
 }
