@@ -161,11 +161,13 @@ func (c *call) Value(key any) any {
 
 // liveCall returns the call that r belongs to, or nil if r is not part of a
 // call in progress (the first rampart layer, or a request built by the
-// caller from the context of a finished call).
+// caller from the context of a finished call). A request whose context the
+// caller's own middleware derived from the attempt's (a value, a span, a
+// timeout) still belongs to the call: joinCall's layers then work on a
+// clone of it, and the call's failover memory carries over.
 func liveCall(r *http.Request) *call {
-	ctx := r.Context()
-	c, _ := ctx.Value(callKey{}).(*call)
-	if c == nil || c.finished || c.cur == nil || c.cur.Context() != ctx {
+	c, _ := r.Context().Value(callKey{}).(*call)
+	if c == nil || c.finished || c.cur == nil {
 		return nil
 	}
 	return c

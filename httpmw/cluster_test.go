@@ -516,3 +516,38 @@ func TestClusterRetryAfterFailoverAbove(t *testing.T) {
 		t.Fatalf("primary got %d requests, want both attempts", n)
 	}
 }
+
+// The caller's own middleware between Retry and Failover, deriving each
+// attempt's context (as a tracing or logging layer does), keeps the call
+// one call: the retry after the primary's 503 goes to a replica.
+func TestClusterMiddlewareBetweenRetryAndFailover(t *testing.T) {
+	e := newEnv(t)
+	e.c.Node("127.0.11.5").SetErrorRate(1) // partition 0's primary: 503s
+	type mark struct{}
+	var derived atomic.Int32
+	deriveCtx := func(next http.RoundTripper) http.RoundTripper {
+		return httpmw.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			derived.Add(1)
+			return next.RoundTrip(r.WithContext(context.WithValue(r.Context(), mark{}, true)))
+		})
+	}
+	rt := httpmw.Chain(e.tr, httpmw.RetryMiddleware(httpmw.WithRetry(fastRetry(3))), deriveCtx,
+		httpmw.FailoverMiddleware(httpmw.WithService(httpmw.Service{
+			Host: "orders", Topology: httpmw.FixedTopology(e.m), Port: e.c.HTTPPort()}), httpmw.WithBreakers(e.bg)),
+		httpmw.BreakerMiddleware(httpmw.WithBreakers(e.bg)))
+	ctx := httpmw.WithPartitionKey(context.Background(), e.key0)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://orders/item?id=1", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("read with a replica up: %v", err)
+	}
+	if node := readAll(t, resp); resp.StatusCode != 200 || node == "127.0.11.5" {
+		t.Fatalf("status %d from %q, want 200 from a replica", resp.StatusCode, node)
+	}
+	if n := e.c.Node("127.0.11.5").Requests(); n != 1 {
+		t.Errorf("primary got %d requests, want 1 (the first attempt)", n)
+	}
+	if n := derived.Load(); n != 2 {
+		t.Errorf("middleware saw %d attempts, want 2", n)
+	}
+}
