@@ -38,9 +38,13 @@ type verdict struct {
 // per-attempt timeout). trailer holds the attempt's trailer, or nil.
 //
 //   - nil: success.
-//   - Unavailable: failure, retried.
-//   - DeadlineExceeded while the caller's context is alive: failure; retried
-//     only when the attempt's own context expired (an attempt timeout).
+//   - Unavailable: failure, retried, after the grpc-retry-pushback-ms
+//     trailer's delay when there is one; a negative (or malformed) pushback
+//     stops the retries (gRFC A6).
+//   - DeadlineExceeded of the attempt (its own context expired, or is about
+//     to: an attempt timeout): failure, retried. The caller's deadline
+//     about to pass: neutral, not retried. Otherwise the server's own
+//     deadline ran out: as any other code.
 //   - ResourceExhausted: neutral; retried only with a non-negative
 //     grpc-retry-pushback-ms trailer (negative or malformed: not retried).
 //   - Internal, Unknown, DataLoss: failure, not retried.
@@ -58,9 +62,23 @@ func classify(callerCtx, attemptCtx context.Context, err error, trailer metadata
 	case codes.OK:
 		return verdict{outcome: outcomeSuccess}
 	case codes.Unavailable:
+		if d, ok := parsePushback(trailer); ok {
+			if d < 0 {
+				return verdict{outcome: outcomeFailure}
+			}
+			return verdict{outcome: outcomeFailure, retry: true, pushback: d, hasPB: true}
+		}
 		return verdict{outcome: outcomeFailure, retry: true}
 	case codes.DeadlineExceeded:
-		return verdict{outcome: outcomeFailure, retry: attemptTimedOut(attemptCtx)}
+		switch {
+		case deadlineDue(callerCtx):
+			// The server enforced the caller's own deadline a moment
+			// before the caller's timer fired.
+			return verdict{outcome: outcomeNeutral}
+		case attemptTimedOut(attemptCtx):
+			return verdict{outcome: outcomeFailure, retry: true}
+		}
+		return verdict{outcome: outcomeSuccess}
 	case codes.ResourceExhausted:
 		d, ok := parsePushback(trailer)
 		if !ok || d < 0 {
@@ -91,10 +109,12 @@ func attemptTimedOut(attemptCtx context.Context) bool {
 	if attemptCtx == nil {
 		return false
 	}
-	if attemptCtx.Err() != nil {
-		return true
-	}
-	dl, ok := attemptCtx.Deadline()
+	return attemptCtx.Err() != nil || deadlineDue(attemptCtx)
+}
+
+// deadlineDue reports whether ctx has a deadline within deadlineSlack.
+func deadlineDue(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
 	return ok && time.Until(dl) <= deadlineSlack
 }
 

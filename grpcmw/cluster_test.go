@@ -476,8 +476,23 @@ func TestFirstMapWaitedFor(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	_, err := dial(router(idle, time.Minute, &waits)).Echo(ctx, &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
 	cancel()
-	if !errors.Is(err, grpcmw.ErrNoTopology) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("call deadline during the wait: %v, want ErrNoTopology and DeadlineExceeded", err)
+	if !errors.Is(err, grpcmw.ErrNoTopology) || !errors.Is(err, context.DeadlineExceeded) || status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("call deadline during the wait: %v, want ErrNoTopology and DeadlineExceeded, with code DeadlineExceeded", err)
+	}
+	// The same through the failover interceptor alone, with no retry step
+	// to restate the code: a caller that gave up is told so.
+	alone := router(idle, time.Minute, &waits)
+	conn, err := grpc.NewClient("topology:///echo", grpc.WithResolvers(alone), grpc.WithDefaultServiceConfig(grpcmw.ServiceConfig),
+		grpc.WithChainUnaryInterceptor(grpcmw.UnaryFailover(alone)), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ctx, cancel = context.WithCancel(context.Background())
+	grpcmw.SetRouterWaitHook(alone, cancel) // the caller gives up once the call waits
+	_, err = pb.NewEchoClient(conn).Echo(ctx, &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
+	if !errors.Is(err, grpcmw.ErrNoTopology) || status.Code(err) != codes.Canceled {
+		t.Fatalf("caller cancelled during the wait, failover alone: %v, want ErrNoTopology with code Canceled", err)
 	}
 
 	// The map comes while the call waits.

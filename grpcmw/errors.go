@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -39,7 +40,8 @@ func (e *Error) Error() string {
 	if e.Err == nil {
 		return msg + e.Code.String()
 	}
-	return msg + e.Err.Error()
+	// The cause may be grpcmw's own, already prefixed.
+	return msg + strings.TrimPrefix(e.Err.Error(), "grpcmw: ")
 }
 
 // Unwrap returns the cause.
@@ -114,5 +116,6 @@ func (e *NodeError) Unwrap() error { return e.Err }
 func (e *NodeError) GRPCStatus() *status.Status { return status.New(codes.Unavailable, e.Error()) }
 
 // ErrNoTopology is the cause when the failover step has no topology map
-// yet (the watcher has not fetched one). Such errors carry Unavailable.
+// yet (the watcher has not fetched one). Such errors carry Unavailable, or
+// Canceled or DeadlineExceeded when the caller's context ended the wait.
 var ErrNoTopology = errors.New("grpcmw: no topology map")

@@ -257,7 +257,11 @@ func (r *Router) route(ctx context.Context, cc *grpc.ClientConn, opts []grpc.Cal
 		// Wait within the call's own context, not an attempt's timeout.
 		var err error
 		if m, err = r.firstMap(a.callerOr(ctx)); err != nil {
-			return ctx, a, &Error{Code: codes.Unavailable, Err: err}
+			code := codes.Unavailable
+			if c := status.FromContextError(a.callerOr(ctx).Err()).Code(); c != codes.OK {
+				code = c // the caller gave up waiting: Canceled or DeadlineExceeded
+			}
+			return ctx, a, &Error{Code: code, Err: err}
 		}
 	}
 	r.learn(m)
