@@ -151,6 +151,9 @@ func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
 	}
 }
 
+// streamRef holds an attempt's stream, for retryStream.last.
+type streamRef struct{ cs grpc.ClientStream }
+
 // retryStream is a server-streaming call that retries until its first
 // response. The request is buffered by SendMsg (cloned when it is a proto
 // message) and replayed on each attempt.
@@ -164,8 +167,11 @@ type retryStream struct {
 	policy   *retry.Policy
 	route    Route
 
+	// mu is held through the attempts, which wait for the first response:
+	// Context and Trailer read last instead, so that they never block.
 	mu        sync.Mutex
 	cur       grpc.ClientStream // the current attempt's stream
+	last      atomic.Pointer[streamRef]
 	started   bool              // the attempts ran; cur or err is final
 	err       error             // the final error of the attempts
 	req       any
@@ -209,11 +215,12 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 			_ = cs.CloseSend()
 		}
 		err = first(cs)
+		s.cur = cs // also on failure: Trailer reports the last attempt's
+		s.last.Store(&streamRef{cs})
 		if err == nil || err == io.EOF {
-			s.cur, firstErr = cs, err
+			firstErr = err
 			return nil
 		}
-		s.cur = cs // so Trailer reports the last attempt's
 		return s.failed(a, err, cs.Trailer())
 	})
 	if err != nil {
@@ -303,24 +310,20 @@ func (s *retryStream) Header() (metadata.MD, error) {
 	return cur.Header()
 }
 
-// Trailer returns the trailer of the current attempt's stream.
+// Trailer returns the trailer of the last attempt's stream. It does not
+// wait for attempts in progress.
 func (s *retryStream) Trailer() metadata.MD {
-	s.mu.Lock()
-	cur := s.cur
-	s.mu.Unlock()
-	if cur == nil {
-		return nil
+	if r := s.last.Load(); r != nil {
+		return r.cs.Trailer()
 	}
-	return cur.Trailer()
+	return nil
 }
 
-// Context returns the current attempt's stream context, or the caller's.
+// Context returns the last attempt's stream context, or the caller's. It
+// does not wait for attempts in progress.
 func (s *retryStream) Context() context.Context {
-	s.mu.Lock()
-	cur := s.cur
-	s.mu.Unlock()
-	if cur == nil {
-		return s.ctx
+	if r := s.last.Load(); r != nil {
+		return r.cs.Context()
 	}
-	return cur.Context()
+	return s.ctx
 }

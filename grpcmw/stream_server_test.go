@@ -362,3 +362,39 @@ func TestStreamHeaderFirstRetried(t *testing.T) {
 		t.Errorf("%d attempts reached the server, want 2", n)
 	}
 }
+
+// While a server-streaming call waits for its first message, another
+// goroutine may ask for its context (a watchdog deciding to cancel it)
+// without waiting too.
+func TestStreamContextWhileWaiting(t *testing.T) {
+	conn, svc := streamServer(t, grpcmw.StreamRetry(fastRetry))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cs, err := conn.NewStream(ctx, hangDesc, hangMethod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.SendMsg(&pb.StreamRequest{Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() { got <- cs.RecvMsg(new(pb.StreamReply)) }()
+	<-svc.hung // RecvMsg waits for the first message
+	watchdog := make(chan context.Context, 1)
+	go func() { watchdog <- cs.Context() }()
+	select {
+	case sctx := <-watchdog:
+		if sctx.Err() != nil {
+			t.Errorf("stream context already done: %v", sctx.Err())
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Context blocked while the stream waited for its first message")
+	}
+	cancel()
+	if err := <-got; status.Code(err) != codes.Canceled {
+		t.Errorf("RecvMsg after cancel: %v, want Canceled", err)
+	}
+}
