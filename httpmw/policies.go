@@ -87,6 +87,12 @@ func breakerOutcome(r *http.Request, resp *http.Response, err error) breaker.Out
 	if callerDone(r) || localRejection(err) {
 		return breaker.Neutral
 	}
+	var se *StatusError // retries below this layer ran out on this status
+	if errors.As(err, &se) {
+		if o, _ := classifyStatus(se.Code); o == outcomeNeutral {
+			return breaker.Neutral // 429, as in the canonical order
+		}
+	}
 	return breaker.Failure
 }
 
