@@ -146,7 +146,9 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 	}
 
 	var resp *http.Response
+	sent := false // an attempt took r's body, which the layers below close
 	err := pol.DoWithBudget(c, budget, func(ctx context.Context, a retry.Attempt) error {
+		sent = true
 		actx := ctx
 		var cancel context.CancelFunc
 		if rt.attemptTimeout > 0 {
@@ -217,6 +219,9 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 		return serr
 	})
 	if err != nil {
+		if !sent { // the context was done before the first attempt
+			closeRequestBody(r)
+		}
 		if c.trace != nil && errors.Is(err, retry.ErrBudget) {
 			c.trace.Rejected(sampling.PolicyBudget, err)
 			if c.metrics != nil {
