@@ -386,9 +386,10 @@ func target(cc *grpc.ClientConn) string {
 // breaker of its node in g: the node the failover step chose, or the
 // ClientConn's target without one. A rejected attempt fails with
 // Unavailable and matches breaker.ErrOpen. Outcomes: Unavailable, Internal,
-// Unknown, DataLoss and DeadlineExceeded (with the caller's context alive)
-// are failures; a cancelled caller, ResourceExhausted and a refusal by an
-// inner bulkhead are neutral; every other code is a success.
+// Unknown, DataLoss and the attempt's own DeadlineExceeded are failures; a
+// cancelled caller, ResourceExhausted and a refusal by an inner bulkhead
+// are neutral; every other code is a success. An invoker that panics
+// leaves a neutral outcome behind, so that a half-open probe slot is freed.
 func UnaryBreaker(g *breaker.Group) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		node, b := attemptBreaker(attemptFrom(ctx), cc, g)
@@ -396,7 +397,14 @@ func UnaryBreaker(g *breaker.Group) grpc.UnaryClientInterceptor {
 		if err != nil {
 			return &Error{Code: codes.Unavailable, Node: node, Err: err}
 		}
+		recorded := false
+		defer func() {
+			if !recorded { // the invoker panicked: free a probe slot, blame no one
+				tk.Done(breaker.Neutral)
+			}
+		}()
 		err = invoker(ctx, method, req, reply, cc, opts...)
+		recorded = true
 		tk.Done(breakerOutcome(ctx, err))
 		return err
 	}
@@ -433,9 +441,8 @@ func UnaryBulkhead(g *bulkhead.Group) grpc.UnaryClientInterceptor {
 		if err != nil {
 			return wrapErr(bulkhead.AsRefusal(err), codes.ResourceExhausted, node)
 		}
-		err = invoker(ctx, method, req, reply, cc, opts...)
-		p.Release()
-		return err
+		defer p.Release() // also if the invoker panics
+		return invoker(ctx, method, req, reply, cc, opts...)
 	}
 }
 

@@ -49,16 +49,22 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 	} else {
 		node = attemptNode(a, cc)
 	}
+	recorded := false
+	defer func() {
+		if !recorded { // the invoker panicked: free a probe slot, blame no one
+			tk.Done(breaker.Neutral)
+		}
+	}()
 	var permit bulkhead.Permit
 	if s.bulk != nil {
 		var err error
 		if permit, err = s.bulk.Get(node).Acquire(ctx); err != nil {
 			err = wrapErr(bulkhead.AsRefusal(err), codes.ResourceExhausted, node)
-			if s.breakers != nil {
-				tk.Done(breakerOutcome(ctx, err))
-			}
+			recorded = true
+			tk.Done(breakerOutcome(ctx, err))
 			return err
 		}
+		defer permit.Release() // also if the invoker panics
 	}
 	var err error
 	if s.traceAttempts {
@@ -67,8 +73,7 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 		err = invoker(ctx, method, req, reply, cc, opts...)
 	}
 	permit.Release()
-	if s.breakers != nil {
-		tk.Done(breakerOutcome(ctx, err))
-	}
+	recorded = true
+	tk.Done(breakerOutcome(ctx, err))
 	return err
 }

@@ -398,3 +398,36 @@ func TestStreamContextWhileWaiting(t *testing.T) {
 		t.Errorf("RecvMsg after cancel: %v, want Canceled", err)
 	}
 }
+
+// An invoker that panics (and a caller that recovers) leaves no breaker
+// outcome pending and no bulkhead slot held, chained or in the preset.
+func TestPanicBelowReleases(t *testing.T) {
+	panicking := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { panic("invoker bug") }
+	for _, preset := range []bool{false, true} {
+		bg := breaker.NewGroup(breaker.Settings{}, 0)
+		hg, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 1}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ics := []grpc.UnaryClientInterceptor{grpcmw.UnaryBreaker(bg), grpcmw.UnaryBulkhead(hg)}
+		if preset {
+			ics = []grpc.UnaryClientInterceptor{grpcmw.PresetUnary(grpcmw.WithoutRetry(), grpcmw.WithBreakers(bg), grpcmw.WithBulkheads(hg))}
+		}
+		conn, _ := testServer(t, grpc.WithChainUnaryInterceptor(ics...))
+		inv := chainUnary(ics, panicking)
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("no panic")
+				}
+			}()
+			_ = inv(context.Background(), blockMethod, nil, nil, conn)
+		}()
+		if n := hg.Get(conn.Target()).InFlight(); n != 0 {
+			t.Errorf("preset %v: %d bulkhead slots held after the panic", preset, n)
+		}
+		if c := bg.Get(conn.Target()).Counts(); c.TotalNeutral != 1 {
+			t.Errorf("preset %v: breaker counts %+v after the panic, want one neutral outcome", preset, c)
+		}
+	}
+}

@@ -58,7 +58,14 @@ func (b *Breaker) RoundTrip(r *http.Request) (*http.Response, error) {
 		rejected(r, err)
 		return nil, err
 	}
+	recorded := false
+	defer func() {
+		if !recorded { // next panicked: free a probe slot, blame no one
+			tk.Done(breaker.Neutral)
+		}
+	}()
 	resp, err := b.next.RoundTrip(r)
+	recorded = true
 	tk.Done(breakerOutcome(r, resp, err))
 	return resp, err
 }
@@ -164,9 +171,8 @@ func (b *Bulkhead) RoundTrip(r *http.Request) (*http.Response, error) {
 		rejected(r, err)
 		return nil, err
 	}
-	resp, err := b.next.RoundTrip(r)
-	p.Release()
-	return resp, err
+	defer p.Release() // also if next panics
+	return b.next.RoundTrip(r)
 }
 
 // RateLimit makes every request wait for the limiter (see WithRateLimit)
