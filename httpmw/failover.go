@@ -292,7 +292,7 @@ func (f *Failover) route(s *service, c *call, r *http.Request) error {
 	node, err := f.pick(c, nodes, c.primaryOnly)
 	if err != nil {
 		closeRequestBody(r)
-		return &NodeError{Host: s.Host, Partition: p.Index, Write: write, Err: err}
+		return &NodeError{Host: s.Host, Partition: p.Index, Write: c.primaryOnly, Err: err}
 	}
 	if c.metrics != nil && node != nodes[0] {
 		c.metrics.Failover(c.tctx, p.Index, nodes[0], node)
