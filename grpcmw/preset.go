@@ -8,6 +8,7 @@ import (
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/bulkhead"
+	"github.com/rampart-go/rampart/internal/brkobs"
 	"github.com/rampart-go/rampart/ratelimit"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
@@ -81,7 +82,7 @@ func newPreset(c *config) (dial []grpc.DialOption, unary *unaryChain, stream []g
 		step.breakers = g
 		stream = append(stream, StreamBreaker(g))
 		if c.tracer != nil {
-			observeBreakers(g, c.tracer.Metrics())
+			brkobs.Observe(g, c.tracer.Metrics())
 		}
 	}
 	if !c.noBulk {
@@ -134,16 +135,4 @@ func (c *unaryChain) untraced(ctx context.Context, method string, req, reply any
 		return retryUnary(c.policy, &c.step, ctx, method, req, reply, cc, invoker, opts)
 	}
 	return c.step.unary(ctx, method, req, reply, cc, invoker, opts...)
-}
-
-// observeBreakers records every state change of g's breakers in m (the
-// rampart.breaker.transitions counter and the rampart.breaker.state gauge),
-// keyed by node. Each preset built with a tracer observes its group once.
-func observeBreakers(g *breaker.Group, m *sampling.Metrics) {
-	if m == nil {
-		return
-	}
-	g.Observe(func(ev breaker.StateChange) {
-		m.BreakerTransition(context.Background(), ev.Name, int(ev.From), int(ev.To))
-	})
 }

@@ -1,14 +1,13 @@
 package httpmw
 
 import (
-	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
 	"strings"
 
 	"github.com/rampart-go/rampart/breaker"
-	"github.com/rampart-go/rampart/sampling"
+	"github.com/rampart-go/rampart/internal/brkobs"
 )
 
 // New returns next wrapped in the canonical chain, outermost first:
@@ -39,7 +38,7 @@ func New(next http.RoundTripper, opts ...Option) http.RoundTripper {
 		cfg.breakers = breaker.NewGroup(breaker.Settings{}, 0)
 	}
 	if cfg.tracer != nil {
-		observeBreakers(cfg.breakers, cfg.tracer.t.Metrics())
+		brkobs.Observe(cfg.breakers, cfg.tracer.t.Metrics())
 	}
 	rt := verifyLogicalNames(ensureHTTP(next), cfg)
 	rt = newBulkhead(rt, cfg)
@@ -55,18 +54,6 @@ func New(next http.RoundTripper, opts ...Option) http.RoundTripper {
 		rt = newTracing(rt, cfg)
 	}
 	return rt
-}
-
-// observeBreakers records every state change of g's breakers in m (the
-// rampart.breaker.transitions counter and the rampart.breaker.state gauge),
-// keyed by node. Each preset built with a tracer observes its group once.
-func observeBreakers(g *breaker.Group, m *sampling.Metrics) {
-	if m == nil {
-		return
-	}
-	g.Observe(func(ev breaker.StateChange) {
-		m.BreakerTransition(context.Background(), ev.Name, int(ev.From), int(ev.To))
-	})
 }
 
 // NewClient returns an *http.Client whose transport is New(nil, opts...):

@@ -1,0 +1,60 @@
+package brkobs
+
+import (
+	"context"
+	"testing"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/sampling"
+)
+
+// Two presets sharing a group and a tracer count each transition once; a
+// second tracer's Metrics gets its own count.
+func TestObserveOncePerPair(t *testing.T) {
+	newMetrics := func() (*sampling.Metrics, *sdkmetric.ManualReader) {
+		r := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+		t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+		return sampling.NewTracer(sampling.WithMeterProvider(mp)).Metrics(), r
+	}
+	m1, r1 := newMetrics()
+	m2, r2 := newMetrics()
+	g := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1}, 0)
+	Observe(g, m1)
+	Observe(g, m1) // a second preset on the same group and tracer
+	Observe(g, m2)
+	Observe(nil, m1)
+	Observe(g, nil)
+	done, err := g.Get("10.0.0.1:80").Allow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(breaker.Failure) // closed → open
+	for i, r := range []*sdkmetric.ManualReader{r1, r2} {
+		if n := transitions(t, r); n != 1 {
+			t.Errorf("metrics %d: %d transitions recorded, want 1", i+1, n)
+		}
+	}
+}
+
+// transitions sums rampart.breaker.transitions in r.
+func transitions(t *testing.T, r *sdkmetric.ManualReader) int64 {
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			if s, ok := mt.Data.(metricdata.Sum[int64]); ok && mt.Name == "rampart.breaker.transitions" {
+				for _, dp := range s.DataPoints {
+					n += dp.Value
+				}
+			}
+		}
+	}
+	return n
+}
