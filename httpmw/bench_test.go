@@ -192,6 +192,9 @@ func BenchmarkLoopbackParallel(b *testing.B) {
 	b.Run("rampart", func(b *testing.B) {
 		benchRTParallel(b, rampartPreset(b, tr(b), host, port, 0, true), "http://orders/item?id=1")
 	})
+	b.Run("rampart-untraced", func(b *testing.B) {
+		benchRTParallel(b, rampartPreset(b, tr(b), host, port, 0, false), "http://orders/item?id=1")
+	})
 	b.Run("failsafe", func(b *testing.B) {
 		if failsafePreset == nil {
 			b.Skip("failsafe-go peer not linked in")
