@@ -172,8 +172,8 @@ type retryStream struct {
 	mu        sync.Mutex
 	cur       grpc.ClientStream // the current attempt's stream
 	last      atomic.Pointer[streamRef]
-	started   bool              // the attempts ran; cur or err is final
-	err       error             // the final error of the attempts
+	started   bool  // the attempts ran; cur or err is final
+	err       error // the final error of the attempts
 	req       any
 	hasReq    bool
 	closeSend bool

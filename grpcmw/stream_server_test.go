@@ -402,7 +402,9 @@ func TestStreamContextWhileWaiting(t *testing.T) {
 // An invoker that panics (and a caller that recovers) leaves no breaker
 // outcome pending and no bulkhead slot held, chained or in the preset.
 func TestPanicBelowReleases(t *testing.T) {
-	panicking := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { panic("invoker bug") }
+	panicking := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
+		panic("invoker bug")
+	}
 	for _, preset := range []bool{false, true} {
 		bg := breaker.NewGroup(breaker.Settings{}, 0)
 		hg, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 1}, 0)
