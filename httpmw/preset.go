@@ -19,7 +19,9 @@ import (
 // services are configured, New puts it in a ServiceTransport for their hosts
 // (unless its TLS config names a server already), so that https requests
 // routed to node addresses keep verifying the logical host's certificate.
-// Give any other next transport that care yourself.
+// Their connections are then pooled in the ServiceTransport's clones of
+// next: close idle connections through the returned RoundTripper. Give any
+// other next transport that care yourself.
 //
 // Tracing, rate limit and failover are present only when configured; retry,
 // breaker and bulkhead always are, with their packages' defaults unless
@@ -129,8 +131,10 @@ func verifyLogicalNames(next http.RoundTripper, cfg *config) http.RoundTripper {
 // config verifies that name, whatever node address the URL holds; every
 // other request goes through base itself. Each host gets its own clone, so
 // connections verified for one name are never reused for another; within a
-// clone they are pooled per node address. A nil base means a clone of
-// http.DefaultTransport.
+// clone they are pooled per node address; plain http requests go through
+// base. A nil base means a clone of http.DefaultTransport. The clones are
+// the ServiceTransport's own: close their idle connections through it (or
+// through the http.Client or chain around it), not through base.
 //
 // New does this itself when its next transport is an *http.Transport. Use
 // it as the last transport of a Chain with the failover middleware when a
@@ -146,6 +150,13 @@ func ServiceTransport(base *http.Transport, hosts ...string) http.RoundTripper {
 			name = hn
 		}
 		t := base.Clone()
+		if t.TLSNextProto == nil && t.Protocols == nil && base.TLSNextProto["h2"] != nil {
+			// net/http set HTTP/2 up on base. Its clone keeps the TLS
+			// config that offers h2 but not the HTTP/2 transport, and with
+			// a TLS config of its own would not set one up: it would speak
+			// HTTP/1 on connections that agreed on h2 (golang/go#39302).
+			t.ForceAttemptHTTP2 = true
+		}
 		if t.TLSClientConfig == nil {
 			t.TLSClientConfig = &tls.Config{}
 		}
@@ -162,6 +173,9 @@ type serviceTransport struct {
 }
 
 func (s *serviceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme != "https" { // no certificate to verify
+		return s.base.RoundTrip(r)
+	}
 	h := r.Host
 	if h == "" {
 		h = r.URL.Host

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -86,5 +87,32 @@ func TestTLSVerifiesLogicalName(t *testing.T) {
 	var he x509.HostnameError
 	if err := do(rt, "orders:"+portS); !errors.As(err, &he) {
 		t.Errorf("ServiceTransport(\"orders\") for orders:%s: err = %v, want a hostname verification error", portS, err)
+	}
+}
+
+// Over HTTP/2, New's own ServiceTransport still verifies the logical name
+// and still speaks HTTP/2.
+func TestTLSVerifiesLogicalNameHTTP2(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	host, portS, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(portS)
+	base := srv.Client().Transport.(*http.Transport).Clone() // trusts the test CA, attempts HTTP/2
+	rt := httpmw.New(base, httpmw.WithRetry(fastRetry(1)),
+		httpmw.WithService(httpmw.Service{Host: "example.com", Topology: httpmw.FixedTopology(singleNodeMap(t, host)), Port: port}))
+	defer rt.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(httpmw.WithPartitionKey(context.Background(), "k"), "GET", "https://example.com/x", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || string(b) != "HTTP/2.0" {
+		t.Errorf("spoke %s (server saw %q), want HTTP/2", resp.Proto, b)
 	}
 }
