@@ -160,15 +160,28 @@ func (c *call) Value(key any) any {
 }
 
 // liveCall returns the call that r belongs to, or nil if r is not part of a
-// call in progress (the first rampart layer, or a request built by the
-// caller from the context of a finished call). A request whose context the
-// caller's own middleware derived from the attempt's (a value, a span, a
-// timeout) still belongs to the call: joinCall's layers then work on a
-// clone of it, and the call's failover memory carries over.
+// call in progress (the first rampart layer, a request built by the caller
+// from the context of a finished call, or another request sent from within
+// the call, such as a token fetch). r belongs to the call when it is the
+// call's current request, or a copy of it with a context derived from its
+// own (http.Request.WithContext keeps the URL): what the caller's own
+// middleware between two rampart layers makes when it adds a value, a span
+// or a timeout. Layers then work on a clone of r, and the call's failover
+// memory carries over.
 func liveCall(r *http.Request) *call {
-	c, _ := r.Context().Value(callKey{}).(*call)
+	ctx := r.Context()
+	c, _ := ctx.Value(callKey{}).(*call)
 	if c == nil || c.finished || c.cur == nil {
 		return nil
+	}
+	if r != c.cur {
+		if r.URL != c.cur.URL {
+			return nil // another request
+		}
+		if c.cur.Context() != ctx {
+			// The derived context may carry overrides of its own.
+			c.ov = overridesFrom(ctx)
+		}
 	}
 	return c
 }

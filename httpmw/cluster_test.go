@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"strconv"
 	"strings"
@@ -518,25 +519,37 @@ func TestClusterRetryAfterFailoverAbove(t *testing.T) {
 }
 
 // The caller's own middleware between Retry and Failover, deriving each
-// attempt's context (as a tracing or logging layer does), keeps the call
-// one call: the retry after the primary's 503 goes to a replica.
+// attempt's context (as a tracing or logging layer does; here it also sets
+// the partition key) and sending a request of its own through the same
+// client first (a token fetch), keeps the call one call: the retry after
+// the primary's 503 goes to a replica.
 func TestClusterMiddlewareBetweenRetryAndFailover(t *testing.T) {
 	e := newEnv(t)
 	e.c.Node("127.0.11.5").SetErrorRate(1) // partition 0's primary: 503s
-	type mark struct{}
+	token := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer token.Close()
+	var rt http.RoundTripper
 	var derived atomic.Int32
-	deriveCtx := func(next http.RoundTripper) http.RoundTripper {
+	mw := func(next http.RoundTripper) http.RoundTripper {
 		return httpmw.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Host == token.Listener.Addr().String() {
+				return next.RoundTrip(r)
+			}
 			derived.Add(1)
-			return next.RoundTrip(r.WithContext(context.WithValue(r.Context(), mark{}, true)))
+			treq, _ := http.NewRequestWithContext(r.Context(), "GET", token.URL, nil)
+			tresp, err := rt.RoundTrip(treq) // through the whole client
+			if err != nil {
+				return nil, err
+			}
+			tresp.Body.Close()
+			return next.RoundTrip(r.WithContext(httpmw.WithPartitionKey(r.Context(), e.key0)))
 		})
 	}
-	rt := httpmw.Chain(e.tr, httpmw.RetryMiddleware(httpmw.WithRetry(fastRetry(3))), deriveCtx,
+	rt = httpmw.Chain(e.tr, httpmw.RetryMiddleware(httpmw.WithRetry(fastRetry(3))), mw,
 		httpmw.FailoverMiddleware(httpmw.WithService(httpmw.Service{
 			Host: "orders", Topology: httpmw.FixedTopology(e.m), Port: e.c.HTTPPort()}), httpmw.WithBreakers(e.bg)),
 		httpmw.BreakerMiddleware(httpmw.WithBreakers(e.bg)))
-	ctx := httpmw.WithPartitionKey(context.Background(), e.key0)
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://orders/item?id=1", nil)
+	req, _ := http.NewRequest("GET", "http://orders/item?id=1", nil) // no key: the middleware sets it
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		t.Fatalf("read with a replica up: %v", err)
