@@ -41,10 +41,11 @@ type verdict struct {
 //   - Unavailable: failure, retried, after the grpc-retry-pushback-ms
 //     trailer's delay when there is one; a negative (or malformed) pushback
 //     stops the retries (gRFC A6).
-//   - DeadlineExceeded of the attempt (its own context expired, or is about
-//     to: an attempt timeout): failure, retried. The caller's deadline
-//     about to pass: neutral, not retried. Otherwise the server's own
-//     deadline ran out: as any other code.
+//   - DeadlineExceeded: a failure. Retried when the attempt's own context
+//     expired, or is about to (an attempt timeout); not retried when the
+//     server's own deadline ran out. Neutral, not retried, when the
+//     caller's deadline is about to pass (the server enforced it a moment
+//     before the caller's timer fired).
 //   - ResourceExhausted: neutral; retried only with a non-negative
 //     grpc-retry-pushback-ms trailer (negative or malformed: not retried).
 //   - Internal, Unknown, DataLoss: failure, not retried.
@@ -78,7 +79,8 @@ func classify(callerCtx, attemptCtx context.Context, err error, trailer metadata
 		case attemptTimedOut(attemptCtx):
 			return verdict{outcome: outcomeFailure, retry: true}
 		}
-		return verdict{outcome: outcomeSuccess}
+		// A node whose handlers overrun their own deadlines is unhealthy.
+		return verdict{outcome: outcomeFailure}
 	case codes.ResourceExhausted:
 		d, ok := parsePushback(trailer)
 		if !ok || d < 0 {

@@ -41,7 +41,7 @@ func TestClassify(t *testing.T) {
 		{"internal", alive, nil, status.Error(codes.Internal, "x"), nil, outcomeFailure, false, 0, false},
 		{"unknown", alive, nil, status.Error(codes.Unknown, "x"), nil, outcomeFailure, false, 0, false},
 		{"data loss", alive, nil, status.Error(codes.DataLoss, "x"), nil, outcomeFailure, false, 0, false},
-		{"server's own deadline", alive, alive, status.Error(codes.DeadlineExceeded, "x"), nil, outcomeSuccess, false, 0, false},
+		{"server's own deadline", alive, alive, status.Error(codes.DeadlineExceeded, "x"), nil, outcomeFailure, false, 0, false},
 		{"caller's deadline enforced by the server first", nearlyDue, nearlyDue, status.Error(codes.DeadlineExceeded, "x"), nil, outcomeNeutral, false, 0, false},
 		{"unavailable pushback", alive, nil, status.Error(codes.Unavailable, "x"), pb("20"), outcomeFailure, true, 20 * time.Millisecond, true},
 		{"unavailable negative pushback", alive, nil, status.Error(codes.Unavailable, "x"), pb("-1"), outcomeFailure, false, 0, false},

@@ -39,7 +39,9 @@
 // # Classification
 //
 //   - Unavailable, and an attempt that ran out of its own timeout: retried
-//     (on another node when there is one), failures for the breaker.
+//     (on another node when there is one), failures for the breaker. A
+//     grpc-retry-pushback-ms trailer on Unavailable is honoured as on
+//     ResourceExhausted, and a negative one stops the retries (gRFC A6).
 //   - ResourceExhausted: retried only with a grpc-retry-pushback-ms
 //     trailer; a negative or malformed value means "do not retry". The
 //     pushback is about the node that sent it: the failover step avoids
@@ -47,7 +49,9 @@
 //     only when no other candidate is free (a write, or every replica
 //     throttled or open). Neutral for the breaker.
 //   - Internal, Unknown, DataLoss, DeadlineExceeded of an attempt: failures
-//     for the breaker, not retried (except attempt timeouts).
+//     for the breaker, not retried (except attempt timeouts). A
+//     DeadlineExceeded that beats the caller's own deadline by a moment
+//     is the caller's: neutral.
 //   - Every other code: not retried, a success for the breaker (the node
 //     answered).
 //   - The caller's context done: neutral, never retried.

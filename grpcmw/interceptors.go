@@ -386,9 +386,10 @@ func target(cc *grpc.ClientConn) string {
 // breaker of its node in g: the node the failover step chose, or the
 // ClientConn's target without one. A rejected attempt fails with
 // Unavailable and matches breaker.ErrOpen. Outcomes: Unavailable, Internal,
-// Unknown, DataLoss and the attempt's own DeadlineExceeded are failures; a
-// cancelled caller, ResourceExhausted and a refusal by an inner bulkhead
-// are neutral; every other code is a success. An invoker that panics
+// Unknown, DataLoss and DeadlineExceeded are failures; a cancelled caller
+// (or a DeadlineExceeded that beat its deadline by a moment),
+// ResourceExhausted and a refusal by an inner bulkhead are neutral; every
+// other code is a success. An invoker that panics
 // leaves a neutral outcome behind, so that a half-open probe slot is freed.
 func UnaryBreaker(g *breaker.Group) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -433,17 +434,30 @@ func breakerOutcome(ctx context.Context, err error) breaker.Outcome {
 // UnaryBulkhead returns an interceptor that holds a slot of its node's
 // bulkhead in g for each attempt (the node as for [UnaryBreaker]). A refused
 // attempt fails with ResourceExhausted and matches bulkhead.ErrFull; the
-// retry step then tries another node.
+// retry step then tries another node. An attempt whose own timeout ends its
+// wait in the queue is refused too: it fails with DeadlineExceeded and
+// matches bulkhead.ErrFull, so that the node's breaker does not count it.
+// A caller that gives up while queued gets its context's error.
 func UnaryBulkhead(g *bulkhead.Group) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		node := nodeOf(ctx, cc)
 		p, err := g.Get(node).Acquire(ctx)
 		if err != nil {
-			return wrapErr(bulkhead.AsRefusal(err), codes.ResourceExhausted, node)
+			return wrapErr(queueRefusal(ctx, err), codes.ResourceExhausted, node)
 		}
 		defer p.Release() // also if the invoker panics
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
+}
+
+// queueRefusal returns err, from the bulkhead of the attempt in ctx, as a
+// refusal (matching bulkhead.ErrFull) also when the attempt's own context
+// ended its wait; the caller's ending it stays the caller's.
+func queueRefusal(ctx context.Context, err error) error {
+	if attemptFrom(ctx).callerOr(ctx).Err() != nil {
+		return err
+	}
+	return bulkhead.AsRefusal(err)
 }
 
 // localRefusal reports whether err is a per-node refusal by a local policy

@@ -59,7 +59,7 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 	if s.bulk != nil {
 		var err error
 		if permit, err = s.bulk.Get(node).Acquire(ctx); err != nil {
-			err = wrapErr(bulkhead.AsRefusal(err), codes.ResourceExhausted, node)
+			err = wrapErr(queueRefusal(ctx, err), codes.ResourceExhausted, node)
 			recorded = true
 			tk.Done(breakerOutcome(ctx, err))
 			return err

@@ -97,7 +97,7 @@ func StreamBulkhead(g *bulkhead.Group) grpc.StreamClientInterceptor {
 		node := nodeOf(ctx, cc)
 		p, err := g.Get(node).Acquire(ctx)
 		if err != nil {
-			return nil, wrapErr(bulkhead.AsRefusal(err), codes.ResourceExhausted, node)
+			return nil, wrapErr(queueRefusal(ctx, err), codes.ResourceExhausted, node)
 		}
 		cs, err := streamer(ctx, desc, cc, method, opts...)
 		if err != nil {
@@ -168,7 +168,10 @@ type retryStream struct {
 	route    Route
 
 	// mu is held through the attempts, which wait for the first response:
-	// Context and Trailer read last instead, so that they never block.
+	// Context and Trailer read last instead, so that they never block. last
+	// is the committed attempt's stream, or the last one's once every
+	// attempt failed; nil while attempts run (a failed attempt's context is
+	// cancelled, and the call is still live).
 	mu        sync.Mutex
 	cur       grpc.ClientStream // the current attempt's stream
 	last      atomic.Pointer[streamRef]
@@ -216,14 +219,17 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 		}
 		err = first(cs)
 		s.cur = cs // also on failure: Trailer reports the last attempt's
-		s.last.Store(&streamRef{cs})
 		if err == nil || err == io.EOF {
+			s.last.Store(&streamRef{cs})
 			firstErr = err
 			return nil
 		}
 		return s.failed(a, err, cs.Trailer())
 	})
 	if err != nil {
+		if s.cur != nil { // the last failed attempt's, for Trailer
+			s.last.Store(&streamRef{s.cur})
+		}
 		s.err = retryResult(s.ctx, err)
 		return s.err
 	}
@@ -310,8 +316,8 @@ func (s *retryStream) Header() (metadata.MD, error) {
 	return cur.Header()
 }
 
-// Trailer returns the trailer of the last attempt's stream. It does not
-// wait for attempts in progress.
+// Trailer returns the trailer of the committed (or last failed) attempt's
+// stream, nil while attempts run. It does not wait for them.
 func (s *retryStream) Trailer() metadata.MD {
 	if r := s.last.Load(); r != nil {
 		return r.cs.Trailer()
@@ -319,8 +325,8 @@ func (s *retryStream) Trailer() metadata.MD {
 	return nil
 }
 
-// Context returns the last attempt's stream context, or the caller's. It
-// does not wait for attempts in progress.
+// Context returns the committed (or last failed) attempt's stream context,
+// or the caller's while attempts run. It does not wait for them.
 func (s *retryStream) Context() context.Context {
 	if r := s.last.Load(); r != nil {
 		return r.cs.Context()

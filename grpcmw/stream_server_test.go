@@ -104,6 +104,9 @@ func (s *streamSvc) hang(_ any, ss grpc.ServerStream) error {
 	if err := ss.RecvMsg(&req); err != nil {
 		return err
 	}
+	if req.Count < 0 && s.flaky.Add(1) == 1 { // fail the first call, then hang
+		return status.Error(codes.Unavailable, "not yet")
+	}
 	s.hung <- struct{}{}
 	<-ss.Context().Done()
 	return status.FromContextError(ss.Context().Err()).Err()
@@ -363,9 +366,9 @@ func TestStreamHeaderFirstRetried(t *testing.T) {
 	}
 }
 
-// While a server-streaming call waits for its first message, another
-// goroutine may ask for its context (a watchdog deciding to cancel it)
-// without waiting too.
+// While a server-streaming call waits for its first message, its first
+// attempt failed, another goroutine may ask for its context (a watchdog
+// deciding to cancel it) without waiting too, and gets a live one.
 func TestStreamContextWhileWaiting(t *testing.T) {
 	conn, svc := streamServer(t, grpcmw.StreamRetry(fastRetry))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -374,7 +377,7 @@ func TestStreamContextWhileWaiting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cs.SendMsg(&pb.StreamRequest{Count: 1}); err != nil {
+	if err := cs.SendMsg(&pb.StreamRequest{Count: -1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cs.CloseSend(); err != nil {
@@ -382,7 +385,10 @@ func TestStreamContextWhileWaiting(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- cs.RecvMsg(new(pb.StreamReply)) }()
-	<-svc.hung // RecvMsg waits for the first message
+	<-svc.hung // the second attempt waits for the first message
+	if n := svc.flaky.Load(); n != 2 {
+		t.Fatalf("%d attempts, want the second one waiting", n)
+	}
 	watchdog := make(chan context.Context, 1)
 	go func() { watchdog <- cs.Context() }()
 	select {

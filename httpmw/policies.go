@@ -130,8 +130,9 @@ func localRejection(err error) bool {
 // a bulkhead.Group (see WithBulkheads), keyed by the request's URL host. A
 // request holds its slot until the next RoundTripper returns (the response
 // headers are in); a request that finds the node's bulkhead full (or its
-// queue wait over) fails with an error matching bulkhead.ErrFull, without
-// being sent.
+// queue wait over, or cut short by its attempt timeout) fails with an error
+// matching bulkhead.ErrFull, without being sent. A caller that gives up
+// while queued gets its context's error.
 //
 // Create it with NewBulkhead (or BulkheadMiddleware); the zero Bulkhead is not usable.
 // Bulkhead is safe for concurrent use.
@@ -166,7 +167,9 @@ func newBulkhead(next http.RoundTripper, cfg *config) *Bulkhead {
 func (b *Bulkhead) RoundTrip(r *http.Request) (*http.Response, error) {
 	p, err := b.group.Get(r.URL.Host).Acquire(r.Context())
 	if err != nil {
-		err = bulkhead.AsRefusal(err)
+		if !callerDone(r) { // the attempt's own timeout ended the wait
+			err = bulkhead.AsRefusal(err)
+		}
 		closeRequestBody(r)
 		rejected(r, err)
 		return nil, err
