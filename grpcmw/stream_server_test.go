@@ -266,16 +266,7 @@ func TestStreamCancelWhileWaiting(t *testing.T) {
 	var wg sync.WaitGroup
 	for range calls {
 		ctx, cancel := context.WithCancel(context.Background())
-		cs, err := conn.NewStream(ctx, hangDesc, hangMethod)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cs.SendMsg(&pb.StreamRequest{Count: 1}); err != nil {
-			t.Fatal(err)
-		}
-		if err := cs.CloseSend(); err != nil {
-			t.Fatal(err)
-		}
+		cs := openServerStream(t, conn, ctx, hangDesc, hangMethod, 1)
 		got := make(chan error, 1)
 		wg.Add(1)
 		go func() {
@@ -341,16 +332,7 @@ func TestQueueTimeoutNotANodeFailure(t *testing.T) {
 // attempt's status is read before the stream is committed to it.
 func TestStreamHeaderFirstRetried(t *testing.T) {
 	conn, svc := streamServer(t, grpcmw.StreamRetry(fastRetry))
-	cs, err := conn.NewStream(t.Context(), flakyDesc, flakyMethod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cs.SendMsg(&pb.StreamRequest{Count: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cs.CloseSend(); err != nil {
-		t.Fatal(err)
-	}
+	cs := openServerStream(t, conn, t.Context(), flakyDesc, flakyMethod, 1)
 	if _, err := cs.Header(); err != nil {
 		t.Fatalf("Header: %v", err)
 	}
@@ -373,16 +355,7 @@ func TestStreamContextWhileWaiting(t *testing.T) {
 	conn, svc := streamServer(t, grpcmw.StreamRetry(fastRetry))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cs, err := conn.NewStream(ctx, hangDesc, hangMethod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cs.SendMsg(&pb.StreamRequest{Count: -1}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cs.CloseSend(); err != nil {
-		t.Fatal(err)
-	}
+	cs := openServerStream(t, conn, ctx, hangDesc, hangMethod, -1)
 	got := make(chan error, 1)
 	go func() { got <- cs.RecvMsg(new(pb.StreamReply)) }()
 	<-svc.hung // the second attempt waits for the first message
@@ -438,4 +411,21 @@ func TestPanicBelowReleases(t *testing.T) {
 			t.Errorf("preset %v: breaker counts %+v after the panic, want one neutral outcome", preset, c)
 		}
 	}
+}
+
+// openServerStream opens a server-streaming call of method on conn and
+// sends its one request, with count.
+func openServerStream(t *testing.T, conn *grpc.ClientConn, ctx context.Context, desc *grpc.StreamDesc, method string, count int32) grpc.ClientStream {
+	t.Helper()
+	cs, err := conn.NewStream(ctx, desc, method)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.SendMsg(&pb.StreamRequest{Count: count}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }

@@ -36,45 +36,33 @@ func TestTLSVerifiesLogicalName(t *testing.T) {
 		}
 		return err
 	}
+	// With a ServiceTransport given, and with a plain *http.Transport, which
+	// New puts in a ServiceTransport itself: the node IP, which this
+	// certificate lists, is not what is verified.
 	for _, tc := range []struct {
 		logical string
+		own     bool // the test gives New a ServiceTransport
 		ok      bool
 	}{
-		{"example.com", true}, // the certificate's name
-		{"orders", false},     // not in the certificate, although its IP is
+		{"example.com", true, true}, // the certificate's name
+		{"orders", true, false},     // not in the certificate, although its IP is
+		{"example.com", false, true},
+		{"orders", false, false},
+		{"example.com:" + portS, false, true}, // a logical host with its port
 	} {
-		st := httpmw.ServiceTransport(base, tc.logical)
-		t.Cleanup(st.(interface{ CloseIdleConnections() }).CloseIdleConnections)
-		rt := httpmw.New(st, httpmw.WithRetry(fastRetry(1)),
-			httpmw.WithService(httpmw.Service{Host: tc.logical, Topology: httpmw.FixedTopology(m), Port: port}))
-		err := do(rt, tc.logical)
-		var he x509.HostnameError
-		switch {
-		case tc.ok && err != nil:
-			t.Errorf("%s: %v", tc.logical, err)
-		case !tc.ok && !errors.As(err, &he):
-			t.Errorf("%s: err = %v, want a hostname verification error", tc.logical, err)
+		next := http.RoundTripper(base)
+		if tc.own {
+			next = httpmw.ServiceTransport(base, tc.logical)
 		}
-	}
-	// New puts a plain *http.Transport in a ServiceTransport itself: the
-	// node IP, which this certificate lists, is not what is verified.
-	for _, tc := range []struct {
-		logical string
-		ok      bool
-	}{
-		{"example.com", true},
-		{"orders", false},
-		{"example.com:" + portS, true}, // a logical host with its port
-	} {
-		rt := httpmw.New(base, httpmw.WithRetry(fastRetry(1)),
+		rt := httpmw.New(next, httpmw.WithRetry(fastRetry(1)),
 			httpmw.WithService(httpmw.Service{Host: tc.logical, Topology: httpmw.FixedTopology(m), Port: port}))
 		err := do(rt, tc.logical)
 		var he x509.HostnameError
 		switch {
 		case tc.ok && err != nil:
-			t.Errorf("plain transport, %s: %v", tc.logical, err)
+			t.Errorf("%s (own ServiceTransport %v): %v", tc.logical, tc.own, err)
 		case !tc.ok && !errors.As(err, &he):
-			t.Errorf("plain transport, %s: err = %v, want a hostname verification error", tc.logical, err)
+			t.Errorf("%s (own ServiceTransport %v): err = %v, want a hostname verification error", tc.logical, tc.own, err)
 		}
 		rt.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 	}
