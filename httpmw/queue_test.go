@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,4 +83,45 @@ func mustGet(t *testing.T, url string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+// A caller that gives up while its request waits in the bulkhead queue gets
+// its own context's error, not a bulkhead refusal.
+func TestQueueCallerCancelIsTheCallers(t *testing.T) {
+	hg, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 1, MaxQueue: 4}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("a request that never left the queue was sent")
+	}))
+	defer srv.Close()
+	slot, err := hg.Get(srv.Listener.Addr().String()).Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slot.Release()
+	rt := httpmw.New(srv.Client().Transport, httpmw.WithBulkheads(hg), httpmw.WithRetry(fastRetry(3)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for hg.Get(srv.Listener.Addr().String()).Queued() == 0 {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.Gosched()
+			}
+		}
+		cancel() // once the request waits in the queue
+	}()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	_, err = rt.RoundTrip(req)
+	close(stop)
+	<-stopped
+	if !errors.Is(err, context.Canceled) || errors.Is(err, bulkhead.ErrFull) {
+		t.Fatalf("err = %v, want context.Canceled and not bulkhead.ErrFull", err)
+	}
 }
