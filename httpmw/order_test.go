@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,39 @@ func TestPanicBelowReleases(t *testing.T) {
 	}
 	if c := bg.Get("127.0.0.1:9").Counts(); c.TotalNeutral != 1 {
 		t.Errorf("breaker counts %+v after the panic, want one neutral outcome", c)
+	}
+}
+
+// A write whose primary is half-open with its one probe taken is refused by
+// the breaker after failover chose the primary: it fails at once with the
+// same typed error as when failover finds the primary open.
+func TestWriteToBusyHalfOpenPrimary(t *testing.T) {
+	m := testMap(t)
+	g := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1, Timeout: time.Millisecond, TimeoutJitter: -1}, 0)
+	s := &script{}
+	rt := httpmw.New(s, httpmw.WithRetry(fastRetry(3)), httpmw.WithBreakers(g),
+		httpmw.WithService(httpmw.Service{Host: "orders", Topology: httpmw.FixedTopology(m), Port: 8080}))
+	primary := g.Get("127.0.2.5:8080") // partition 1's
+	done, err := primary.Allow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(breaker.Failure) // open, half-open a millisecond later
+	for primary.State() != breaker.StateHalfOpen {
+		runtime.Gosched()
+	}
+	probe, err := primary.Allow() // the one probe
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe(breaker.Neutral)
+	req, _ := http.NewRequestWithContext(httpmw.WithPartitionKey(context.Background(), keyFor(t, m, 1)), "PUT", "http://orders/x", nil)
+	_, err = rt.RoundTrip(req)
+	var ne *httpmw.NodeError
+	if !errors.As(err, &ne) || !ne.Write || ne.Partition != 1 || ne.Host != "orders" || !errors.Is(err, breaker.ErrOpen) {
+		t.Fatalf("err = %v, want a write NodeError for orders partition 1 matching breaker.ErrOpen", err)
+	}
+	if n := s.count(); n != 0 {
+		t.Errorf("%d requests sent, want none", n)
 	}
 }

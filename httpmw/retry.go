@@ -265,6 +265,12 @@ func (rt *Retry) classifyErr(c *call, err error) error {
 	if (errors.Is(err, breaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull)) && (c.node == "" || c.primaryOnly) {
 		// Without failover (or for a write confined to the primary) the
 		// next attempt would meet the same node: fail fast.
+		if c.primaryOnly && errors.Is(err, breaker.ErrOpen) && !errors.Is(err, ErrNoHealthyNode) {
+			// The primary's breaker refused the write after failover chose
+			// it (half-open with its probes taken, or tripped meanwhile):
+			// the same typed error as when failover finds it open.
+			err = &NodeError{Host: c.cur.Host, Partition: c.partition, Write: true, Err: err}
+		}
 		return retry.Permanent(err)
 	}
 	return err
