@@ -48,6 +48,9 @@ type verdict struct {
 //     before the caller's timer fired).
 //   - ResourceExhausted: neutral; retried only with a non-negative
 //     grpc-retry-pushback-ms trailer (negative or malformed: not retried).
+//   - Canceled while the caller's context is alive: neutral, not retried;
+//     a failure, retried, when the attempt's own context was cancelled (a
+//     stream's attempt timeout).
 //   - Internal, Unknown, DataLoss: failure, not retried.
 //   - any other code: success for the breaker (the node answered), not
 //     retried.
@@ -90,6 +93,11 @@ func classify(callerCtx, attemptCtx context.Context, err error, trailer metadata
 	case codes.Internal, codes.Unknown, codes.DataLoss:
 		return verdict{outcome: outcomeFailure}
 	case codes.Canceled:
+		if attemptCtx != nil && attemptCtx.Err() != nil {
+			// The attempt's own context, not the caller's, was cancelled:
+			// a stream attempt that got no first message in time.
+			return verdict{outcome: outcomeFailure, retry: true}
+		}
 		// The caller's context is alive: the server or a transport cancelled.
 		return verdict{outcome: outcomeNeutral}
 	default:

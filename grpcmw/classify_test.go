@@ -56,6 +56,7 @@ func TestClassify(t *testing.T) {
 		{"exhausted bad pushback", alive, nil, status.Error(codes.ResourceExhausted, "x"), pb("soon"), outcomeNeutral, false, 0, false},
 		{"caller cancelled", cancelled, nil, status.Error(codes.Unavailable, "x"), nil, outcomeNeutral, false, 0, false},
 		{"server cancelled", alive, nil, status.Error(codes.Canceled, "x"), nil, outcomeNeutral, false, 0, false},
+		{"attempt cancelled by its timeout", alive, cancelled, status.Error(codes.Canceled, "x"), nil, outcomeFailure, true, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

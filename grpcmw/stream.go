@@ -31,18 +31,29 @@ type endStream struct {
 	atFirst bool
 	onEnd   func(err error)
 	ended   atomic.Bool
-	stop    func() bool
+	stop    func() bool // unregisters the AfterFunc; read only by end
 }
 
 func newEndStream(ctx context.Context, desc *grpc.StreamDesc, cs grpc.ClientStream, atFirst bool, onEnd func(error)) *endStream {
 	s := &endStream{ClientStream: cs, atFirst: atFirst || !desc.ServerStreams, onEnd: onEnd}
-	s.stop = context.AfterFunc(ctx, func() { s.end(ctx.Err()) })
+	// The AfterFunc may run before AfterFunc returns (a context already
+	// done), so it must not read s.stop.
+	s.stop = context.AfterFunc(ctx, func() { s.finish(ctx.Err()) })
 	return s
 }
 
+// end ends the stream from its own methods, which run only once
+// newEndStream has returned.
 func (s *endStream) end(err error) {
 	if s.ended.CompareAndSwap(false, true) {
 		s.stop()
+		s.onEnd(err)
+	}
+}
+
+// finish ends the stream when its context ends.
+func (s *endStream) finish(err error) {
+	if s.ended.CompareAndSwap(false, true) {
 		s.onEnd(err)
 	}
 }
@@ -118,18 +129,32 @@ func StreamBulkhead(g *bulkhead.Group) grpc.StreamClientInterceptor {
 //   - client-streaming and bidirectional calls are retried only when opening
 //     the stream fails, before any message is sent.
 //
-// p.AttemptTimeout does not apply to streams: the stream lives in the
-// caller's context. For a server-streaming call, errors surface at the
-// first RecvMsg rather than at stream creation.
+// For a server-streaming call, p.AttemptTimeout bounds the wait for the
+// first message: an attempt that gets none in time is cancelled and
+// retried (on another node when there is one), a failure for its node's
+// breaker. Once the first message is in, the stream lives in the caller's
+// context alone. It does not apply to client-streaming and bidirectional
+// calls. For a server-streaming call, errors surface at the first RecvMsg
+// rather than at stream creation.
 func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
 	if p == nil {
 		p = &retry.Policy{}
 	}
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		cfg := parseCallOptions(ctx, opts)
+		pol := policyFor(p, cfg)
+		var firstWithin time.Duration
+		if pol.AttemptTimeout > 0 {
+			// Not the retry loop's: its attempt context ends when the
+			// attempt's function returns, and a stream outlives that.
+			firstWithin = pol.AttemptTimeout
+			cp := *pol
+			cp.AttemptTimeout = 0
+			pol = &cp
+		}
 		rs := &retryStream{
 			ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts,
-			policy: policyFor(p, cfg), route: cfg.route,
+			policy: pol, route: cfg.route, firstWithin: firstWithin,
 		}
 		if desc.ServerStreams && !desc.ClientStreams {
 			return rs, nil // opened lazily, at the first RecvMsg or Header
@@ -140,7 +165,7 @@ func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
 			var err error
 			cs, err = streamer(withAttempt(ctx, a), desc, cc, method, opts...)
 			if err != nil {
-				return rs.failed(a, err, nil)
+				return rs.failed(a, ctx, err, nil)
 			}
 			return nil
 		})
@@ -166,6 +191,9 @@ type retryStream struct {
 	opts     []grpc.CallOption
 	policy   *retry.Policy
 	route    Route
+	// firstWithin is the attempt timeout: how long an attempt may wait for
+	// its first message (0: no limit).
+	firstWithin time.Duration
 
 	// mu is held through the attempts, which wait for the first response:
 	// Context and Trailer read last instead, so that they never block. last
@@ -181,6 +209,7 @@ type retryStream struct {
 	hasReq    bool
 	closeSend bool
 	tried     []string
+	release   context.CancelFunc // the committed attempt's context, when it has its own
 }
 
 func (s *retryStream) newAttempt(waited time.Duration) *attemptInfo {
@@ -188,13 +217,39 @@ func (s *retryStream) newAttempt(waited time.Duration) *attemptInfo {
 }
 
 // failed records the node of a failed attempt and wraps its error for the
-// retry loop.
-func (s *retryStream) failed(a *attemptInfo, err error, trailer metadata.MD) error {
+// retry loop. actx is the attempt's own context.
+func (s *retryStream) failed(a *attemptInfo, actx context.Context, err error, trailer metadata.MD) error {
 	if node := a.getNode(); node != "" {
 		s.tried = append(s.tried, node)
 	}
-	return decide(s.ctx, nil, err, trailer, a, s.policy)
+	return decide(s.ctx, actx, err, trailer, a, s.policy)
 }
+
+// attemptContext returns the context of one attempt of a server stream and
+// its end: with an attempt timeout, a context of its own that a timer
+// cancels unless end(true) stops it first, as the first message arrives.
+// end(keep) reports whether the first message was in time; the attempt's
+// context is released unless the stream keeps it (keep, and in time).
+func (s *retryStream) attemptContext() (actx context.Context, end func(keep bool) (inTime bool)) {
+	if s.firstWithin <= 0 {
+		return s.ctx, func(bool) bool { return true }
+	}
+	actx, cancel := context.WithCancel(s.ctx)
+	t := time.AfterFunc(s.firstWithin, cancel)
+	return actx, func(keep bool) bool {
+		inTime := t.Stop()
+		if keep && inTime {
+			s.release = cancel // when the stream ends
+		} else {
+			cancel()
+		}
+		return inTime
+	}
+}
+
+// errNoFirstMessage is the cause of an attempt that got no first message
+// within its attempt timeout.
+var errNoFirstMessage = errors.New("grpcmw: no first message within the attempt timeout")
 
 // start runs the attempts: open a stream, replay the request, and wait for
 // the first response with first (RecvMsg into the caller's message, or
@@ -205,12 +260,15 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 	var firstErr error
 	err := s.policy.Do(s.ctx, func(_ context.Context, at retry.Attempt) error {
 		a := s.newAttempt(at.Waited)
-		cs, err := s.streamer(withAttempt(s.ctx, a), s.desc, s.cc, s.method, s.opts...)
+		actx, end := s.attemptContext()
+		cs, err := s.streamer(withAttempt(actx, a), s.desc, s.cc, s.method, s.opts...)
 		if err != nil {
-			return s.failed(a, err, nil)
+			end(false)
+			return s.failed(a, actx, err, nil)
 		}
 		if s.hasReq {
 			if err := cs.SendMsg(s.req); err != nil && err != io.EOF {
+				end(false)
 				return retry.Permanent(err)
 			}
 		}
@@ -219,12 +277,16 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 		}
 		err = first(cs)
 		s.cur = cs // also on failure: Trailer reports the last attempt's
-		if err == nil || err == io.EOF {
+		inTime := end(err == nil)
+		if (err == nil || err == io.EOF) && inTime {
 			s.last.Store(&streamRef{cs})
 			firstErr = err
 			return nil
 		}
-		return s.failed(a, err, cs.Trailer())
+		if !inTime && s.ctx.Err() == nil {
+			err = &Error{Code: codes.DeadlineExceeded, Node: a.getNode(), Err: errNoFirstMessage}
+		}
+		return s.failed(a, actx, err, cs.Trailer())
 	})
 	if err != nil {
 		if s.cur != nil { // the last failed attempt's, for Trailer
@@ -278,12 +340,16 @@ func (s *retryStream) RecvMsg(m any) error {
 		defer s.mu.Unlock()
 		return s.start(func(cs grpc.ClientStream) error { return cs.RecvMsg(m) })
 	}
-	cur, err := s.cur, s.err
+	cur, err, release := s.cur, s.err, s.release
 	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return cur.RecvMsg(m)
+	err = cur.RecvMsg(m)
+	if err != nil && release != nil {
+		release() // the stream is over: its attempt context goes too
+	}
+	return err
 }
 
 // Header opens the stream if needed and returns its header.

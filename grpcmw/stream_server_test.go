@@ -38,6 +38,8 @@ type streamSvc struct {
 	release chan struct{}
 	served  atomic.Int32 // Block calls
 	flaky   atomic.Int32 // Flaky calls
+	slow    atomic.Int32 // Hang calls with Count -2
+	drip    chan struct{}
 }
 
 const flakyMethod = "/rampart.test.Streams/Flaky"
@@ -104,8 +106,22 @@ func (s *streamSvc) hang(_ any, ss grpc.ServerStream) error {
 	if err := ss.RecvMsg(&req); err != nil {
 		return err
 	}
-	if req.Count < 0 && s.flaky.Add(1) == 1 { // fail the first call, then hang
+	if req.Count == -1 && s.flaky.Add(1) == 1 { // fail the first call, then hang
 		return status.Error(codes.Unavailable, "not yet")
+	}
+	if req.Count == -2 && s.slow.Add(1) > 1 { // hang on the first call only
+		return ss.SendMsg(&pb.StreamReply{Seq: 1})
+	}
+	if req.Count == -3 { // one message, another once drip is told
+		if err := ss.SendMsg(&pb.StreamReply{Seq: 1}); err != nil {
+			return err
+		}
+		select {
+		case <-s.drip:
+			return ss.SendMsg(&pb.StreamReply{Seq: 2})
+		case <-ss.Context().Done():
+			return status.FromContextError(ss.Context().Err()).Err()
+		}
 	}
 	s.hung <- struct{}{}
 	<-ss.Context().Done()
@@ -124,7 +140,7 @@ func streamServer(t *testing.T, ics ...grpc.StreamClientInterceptor) (*grpc.Clie
 // end of the test.
 func testServer(t *testing.T, opts ...grpc.DialOption) (*grpc.ClientConn, *streamSvc) {
 	t.Helper()
-	svc := &streamSvc{hung: make(chan struct{}, 64), entered: make(chan struct{}, 64), release: make(chan struct{})}
+	svc := &streamSvc{hung: make(chan struct{}, 64), entered: make(chan struct{}, 64), release: make(chan struct{}), drip: make(chan struct{})}
 	srv := grpc.NewServer()
 	srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "rampart.test.Streams",
@@ -428,4 +444,55 @@ func openServerStream(t *testing.T, conn *grpc.ClientConn, ctx context.Context, 
 		t.Fatal(err)
 	}
 	return cs
+}
+
+// A server stream's attempt that gets no first message within the attempt
+// timeout is cancelled and retried, and counts against its node's breaker;
+// once a stream has its first message, the timeout no longer applies.
+func TestStreamAttemptTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond // far above a loopback answer, even under -race on 2 loaded cores
+	p := retry.NewPolicy(retry.Policy{MaxAttempts: 3, AttemptTimeout: timeout, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond})
+	bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 5}, 0)
+	conn, svc := streamServer(t, grpcmw.StreamRetry(p), grpcmw.StreamBreaker(bg))
+
+	// The first attempt hangs: the second one answers.
+	cs := openServerStream(t, conn, t.Context(), hangDesc, hangMethod, -2)
+	var reply pb.StreamReply
+	if err := cs.RecvMsg(&reply); err != nil || reply.Seq != 1 {
+		t.Fatalf("RecvMsg: %v, %v; want the second attempt's reply", &reply, err)
+	}
+	<-svc.hung // the first attempt had reached the server
+	if err := cs.RecvMsg(&reply); err != io.EOF {
+		t.Fatalf("end of stream: %v, want io.EOF", err)
+	}
+	if n := svc.slow.Load(); n != 2 {
+		t.Errorf("%d attempts reached the server, want 2", n)
+	}
+	if c := bg.Get(conn.Target()).Counts(); c.TotalFailures != 1 || c.TotalSuccesses != 1 {
+		t.Errorf("breaker counts %+v, want the timed-out attempt a failure and the second a success", c)
+	}
+
+	// A stream that has its first message outlives the attempt timeout.
+	cs = openServerStream(t, conn, t.Context(), hangDesc, hangMethod, -3)
+	if err := cs.RecvMsg(&reply); err != nil || reply.Seq != 1 {
+		t.Fatalf("first message: %v, %v", &reply, err)
+	}
+	<-time.After(3 * timeout) // past the attempt timeout
+	svc.drip <- struct{}{}
+	if err := cs.RecvMsg(&reply); err != nil || reply.Seq != 2 {
+		t.Fatalf("second message after the attempt timeout: %v, %v", &reply, err)
+	}
+	if err := cs.RecvMsg(&reply); err != io.EOF {
+		t.Fatalf("end of stream: %v, want io.EOF", err)
+	}
+
+	// Every attempt hangs: the call fails with DeadlineExceeded.
+	cs = openServerStream(t, conn, t.Context(), hangDesc, hangMethod, 1)
+	err := cs.RecvMsg(&reply)
+	if status.Code(err) != codes.DeadlineExceeded || !errors.Is(err, retry.ErrExhausted) {
+		t.Fatalf("every attempt hung: %v, want DeadlineExceeded after exhausted attempts", err)
+	}
+	for range 3 {
+		<-svc.hung
+	}
 }
