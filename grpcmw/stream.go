@@ -3,6 +3,7 @@ package grpcmw
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -130,10 +131,11 @@ func StreamBulkhead(g *bulkhead.Group) grpc.StreamClientInterceptor {
 //     the stream fails, before any message is sent.
 //
 // For a server-streaming call, p.AttemptTimeout bounds the wait for the
-// first message: an attempt that gets none in time is cancelled and
-// retried (on another node when there is one), a failure for its node's
-// breaker. Once the first message is in, the stream lives in the caller's
-// context alone. It does not apply to client-streaming and bidirectional
+// first message (for the header, when the caller asks for it first): an
+// attempt that gets none in time is cancelled and retried (on another node
+// when there is one), a failure for its node's breaker; when every attempt
+// times out the call fails with DeadlineExceeded. Once the first message is
+// in, the stream lives in the caller's context alone. It does not apply to client-streaming and bidirectional
 // calls. For a server-streaming call, errors surface at the first RecvMsg
 // rather than at stream creation.
 func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
@@ -165,7 +167,7 @@ func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
 			var err error
 			cs, err = streamer(withAttempt(ctx, a), desc, cc, method, opts...)
 			if err != nil {
-				return rs.failed(a, ctx, err, nil)
+				return rs.failed(a, err, nil, true)
 			}
 			return nil
 		})
@@ -217,13 +219,27 @@ func (s *retryStream) newAttempt(waited time.Duration) *attemptInfo {
 }
 
 // failed records the node of a failed attempt and wraps its error for the
-// retry loop. actx is the attempt's own context.
-func (s *retryStream) failed(a *attemptInfo, actx context.Context, err error, trailer metadata.MD) error {
+// retry loop. inTime is false when the attempt's own timeout ended it: its
+// error then says so (DeadlineExceeded, retried) whatever the layers below
+// made of the cancellation, unless the caller's context ended too.
+func (s *retryStream) failed(a *attemptInfo, err error, trailer metadata.MD, inTime bool) error {
 	if node := a.getNode(); node != "" {
 		s.tried = append(s.tried, node)
 	}
-	return decide(s.ctx, actx, err, trailer, a, s.policy)
+	if !inTime && s.ctx.Err() == nil {
+		err = &Error{Code: codes.DeadlineExceeded, Node: a.getNode(), Err: fmt.Errorf("%w: %w", errNoFirstMessage, err)}
+		return decide(s.ctx, expired, err, trailer, a, s.policy)
+	}
+	return decide(s.ctx, nil, err, trailer, a, s.policy)
 }
+
+// expired is a context that has ended: the attempt context classify sees
+// for an attempt its own timeout ended.
+var expired = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // attemptContext returns the context of one attempt of a server stream and
 // its end: with an attempt timeout, a context of its own that a timer
@@ -262,9 +278,8 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 		a := s.newAttempt(at.Waited)
 		actx, end := s.attemptContext()
 		cs, err := s.streamer(withAttempt(actx, a), s.desc, s.cc, s.method, s.opts...)
-		if err != nil {
-			end(false)
-			return s.failed(a, actx, err, nil)
+		if err != nil { // opening failed, or the attempt timed out while queued
+			return s.failed(a, err, nil, end(false))
 		}
 		if s.hasReq {
 			if err := cs.SendMsg(s.req); err != nil && err != io.EOF {
@@ -283,10 +298,7 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 			firstErr = err
 			return nil
 		}
-		if !inTime && s.ctx.Err() == nil {
-			err = &Error{Code: codes.DeadlineExceeded, Node: a.getNode(), Err: errNoFirstMessage}
-		}
-		return s.failed(a, actx, err, cs.Trailer())
+		return s.failed(a, err, cs.Trailer(), inTime)
 	})
 	if err != nil {
 		if s.cur != nil { // the last failed attempt's, for Trailer

@@ -33,13 +33,14 @@ import (
 // started, and Block is unary and answers once release is closed, telling
 // entered when it has started.
 type streamSvc struct {
-	hung    chan struct{}
-	entered chan struct{}
-	release chan struct{}
-	served  atomic.Int32 // Block calls
-	flaky   atomic.Int32 // Flaky calls
-	slow    atomic.Int32 // Hang calls with Count -2
-	drip    chan struct{}
+	hung     chan struct{}
+	entered  chan struct{}
+	release  chan struct{}
+	served   atomic.Int32 // Block calls
+	flaky    atomic.Int32 // Flaky calls
+	slow     atomic.Int32 // Hang calls with Count -2
+	deadline atomic.Int32 // Hang calls with Count -4
+	drip     chan struct{}
 }
 
 const flakyMethod = "/rampart.test.Streams/Flaky"
@@ -111,6 +112,10 @@ func (s *streamSvc) hang(_ any, ss grpc.ServerStream) error {
 	}
 	if req.Count == -2 && s.slow.Add(1) > 1 { // hang on the first call only
 		return ss.SendMsg(&pb.StreamReply{Seq: 1})
+	}
+	if req.Count == -4 { // the server's own deadline ran out
+		s.deadline.Add(1)
+		return status.Error(codes.DeadlineExceeded, "downstream too slow")
 	}
 	if req.Count == -3 { // one message, another once drip is told
 		if err := ss.SendMsg(&pb.StreamReply{Seq: 1}); err != nil {
@@ -494,5 +499,37 @@ func TestStreamAttemptTimeout(t *testing.T) {
 	}
 	for range 3 {
 		<-svc.hung
+	}
+
+	// The server's own DeadlineExceeded, well within the attempt timeout,
+	// is its answer: not retried.
+	cs = openServerStream(t, conn, t.Context(), hangDesc, hangMethod, -4)
+	if err := cs.RecvMsg(&reply); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("server's own deadline: %v, want DeadlineExceeded", err)
+	}
+	if n := svc.deadline.Load(); n != 1 {
+		t.Errorf("server's own DeadlineExceeded retried: %d attempts", n)
+	}
+}
+
+// A server stream's attempt whose timeout ends while it waits for a slot of
+// its node's bulkhead fails with DeadlineExceeded, not Canceled: the
+// caller's context is alive.
+func TestStreamAttemptTimeoutWhileQueued(t *testing.T) {
+	p := retry.NewPolicy(retry.Policy{MaxAttempts: 2, AttemptTimeout: 20 * time.Millisecond, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond})
+	hg, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 1, MaxQueue: 4}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := streamServer(t, grpcmw.StreamRetry(p), grpcmw.StreamBulkhead(hg))
+	slot, err := hg.Get(conn.Target()).Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slot.Release()
+	cs := openServerStream(t, conn, t.Context(), hangDesc, hangMethod, 1)
+	err = cs.RecvMsg(new(pb.StreamReply))
+	if status.Code(err) != codes.DeadlineExceeded || !errors.Is(err, bulkhead.ErrFull) {
+		t.Fatalf("attempts timed out in the queue: %v, want DeadlineExceeded matching bulkhead.ErrFull", err)
 	}
 }

@@ -163,11 +163,11 @@ func (c *call) Value(key any) any {
 // call in progress (the first rampart layer, a request built by the caller
 // from the context of a finished call, or another request sent from within
 // the call, such as a token fetch). r belongs to the call when it is the
-// call's current request, or a copy of it with a context derived from its
-// own (http.Request.WithContext keeps the URL): what the caller's own
-// middleware between two rampart layers makes when it adds a value, a span
-// or a timeout. Layers then work on a clone of r, and the call's failover
-// memory carries over.
+// call's current request, or a copy of it for the same URL with a context
+// derived from its own: what the caller's own middleware between two
+// rampart layers makes with WithContext or Clone when it adds a value, a
+// span, a timeout or a header. Layers then work on a clone of r, and the
+// call's failover memory carries over.
 func liveCall(r *http.Request) *call {
 	ctx := r.Context()
 	c, _ := ctx.Value(callKey{}).(*call)
@@ -175,7 +175,7 @@ func liveCall(r *http.Request) *call {
 		return nil
 	}
 	if r != c.cur {
-		if r.URL != c.cur.URL {
+		if !sameURL(r.URL, c.cur.URL) {
 			return nil // another request
 		}
 		if c.cur.Context() != ctx {
@@ -184,6 +184,20 @@ func liveCall(r *http.Request) *call {
 		}
 	}
 	return c
+}
+
+// sameURL reports whether a and b are the same URL: the same pointer (a
+// WithContext copy) or equal values (a Clone's copy).
+func sameURL(a, b *url.URL) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil || a.User.String() != b.User.String() {
+		return false
+	}
+	ca, cb := *a, *b
+	ca.User, cb.User = nil, nil
+	return ca == cb
 }
 
 // newCall starts a call for the caller's request r with parent as the

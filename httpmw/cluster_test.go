@@ -520,9 +520,9 @@ func TestClusterRetryAfterFailoverAbove(t *testing.T) {
 
 // The caller's own middleware between Retry and Failover, deriving each
 // attempt's context (as a tracing or logging layer does; here it also sets
-// the partition key) and sending a request of its own through the same
-// client first (a token fetch), keeps the call one call: the retry after
-// the primary's 503 goes to a replica.
+// the partition key), cloning the request to add a header, and sending a
+// request of its own through the same client first (a token fetch), keeps
+// the call one call: the retry after the primary's 503 goes to a replica.
 func TestClusterMiddlewareBetweenRetryAndFailover(t *testing.T) {
 	e := newEnv(t)
 	e.c.Node("127.0.11.5").SetErrorRate(1) // partition 0's primary: 503s
@@ -542,7 +542,14 @@ func TestClusterMiddlewareBetweenRetryAndFailover(t *testing.T) {
 				return nil, err
 			}
 			tresp.Body.Close()
-			return next.RoundTrip(r.WithContext(httpmw.WithPartitionKey(r.Context(), e.key0)))
+			r = r.WithContext(httpmw.WithPartitionKey(r.Context(), e.key0))
+			if derived.Load()%2 == 0 {
+				// The usual way to add a header without touching the
+				// request: a deep copy, with its own URL.
+				r = r.Clone(r.Context())
+				r.Header.Set("Authorization", "Bearer t")
+			}
+			return next.RoundTrip(r)
 		})
 	}
 	rt = httpmw.Chain(e.tr, httpmw.RetryMiddleware(httpmw.WithRetry(fastRetry(3))), mw,

@@ -119,11 +119,15 @@ func TestWriteToBusyHalfOpenPrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer probe(breaker.Neutral)
-	req, _ := http.NewRequestWithContext(httpmw.WithPartitionKey(context.Background(), keyFor(t, m, 1)), "PUT", "http://orders/x", nil)
-	_, err = rt.RoundTrip(req)
-	var ne *httpmw.NodeError
-	if !errors.As(err, &ne) || !ne.Write || ne.Partition != 1 || ne.Host != "orders" || !errors.Is(err, breaker.ErrOpen) {
-		t.Fatalf("err = %v, want a write NodeError for orders partition 1 matching breaker.ErrOpen", err)
+	// A PUT runs the retry loop; a POST without an idempotency key is sent
+	// once, outside it.
+	for _, method := range []string{"PUT", "POST"} {
+		req, _ := http.NewRequestWithContext(httpmw.WithPartitionKey(context.Background(), keyFor(t, m, 1)), method, "http://orders/x", nil)
+		_, err = rt.RoundTrip(req)
+		var ne *httpmw.NodeError
+		if !errors.As(err, &ne) || !ne.Write || ne.Partition != 1 || ne.Host != "orders" || !errors.Is(err, breaker.ErrOpen) {
+			t.Fatalf("%s: err = %v, want a write NodeError for orders partition 1 matching breaker.ErrOpen", method, err)
+		}
 	}
 	if n := s.count(); n != 0 {
 		t.Errorf("%d requests sent, want none", n)

@@ -237,7 +237,8 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 // next RoundTripper returned, a retryable status included.
 func (rt *Retry) single(c *call, r *http.Request) (*http.Response, error) {
 	if rt.attemptTimeout <= 0 {
-		return sendAttempt(c, rt.next, r, 0)
+		res, err := sendAttempt(c, rt.next, r, 0)
+		return res, writeRefused(c, err)
 	}
 	actx, cancel := context.WithTimeout(r.Context(), rt.attemptTimeout)
 	r = r.WithContext(actx)
@@ -245,10 +246,21 @@ func (rt *Retry) single(c *call, r *http.Request) (*http.Response, error) {
 	res, err := sendAttempt(c, rt.next, r, 0)
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, writeRefused(c, err)
 	}
 	res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
 	return res, nil
+}
+
+// writeRefused returns err as the write NodeError failover returns for an
+// open primary when err is the primary's breaker refusing a write confined
+// to it after failover chose it (half-open with its probes taken, or
+// tripped meanwhile); otherwise err.
+func writeRefused(c *call, err error) error {
+	if c.primaryOnly && c.fo != nil && errors.Is(err, breaker.ErrOpen) && !errors.Is(err, ErrNoHealthyNode) {
+		return &NodeError{Host: c.cur.Host, Partition: c.partition, Write: true, Err: err}
+	}
+	return err
 }
 
 // classifyErr turns an attempt's transport error into what the retry loop
@@ -265,13 +277,7 @@ func (rt *Retry) classifyErr(c *call, err error) error {
 	if (errors.Is(err, breaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull)) && (c.node == "" || c.primaryOnly) {
 		// Without failover (or for a write confined to the primary) the
 		// next attempt would meet the same node: fail fast.
-		if c.primaryOnly && errors.Is(err, breaker.ErrOpen) && !errors.Is(err, ErrNoHealthyNode) {
-			// The primary's breaker refused the write after failover chose
-			// it (half-open with its probes taken, or tripped meanwhile):
-			// the same typed error as when failover finds it open.
-			err = &NodeError{Host: c.cur.Host, Partition: c.partition, Write: true, Err: err}
-		}
-		return retry.Permanent(err)
+		return retry.Permanent(writeRefused(c, err))
 	}
 	return err
 }
