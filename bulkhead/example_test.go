@@ -79,3 +79,24 @@ func ExampleGroup() {
 	// Output:
 	// same node: false other node: true
 }
+
+func ExampleAsRefusal() {
+	b, err := bulkhead.New(bulkhead.Config{MaxConcurrent: 1, MaxQueue: 1})
+	if err != nil {
+		panic(err)
+	}
+	held, _ := b.TryAcquire()
+	defer held.Release()
+
+	// An attempt with a 5 ms timeout queues for the held slot and runs out
+	// of time: for a breaker per node, a refusal like any full bulkhead.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	_, err = b.Acquire(ctx)
+	err = bulkhead.AsRefusal(err)
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, bulkhead.ErrFull), errors.Is(err, context.DeadlineExceeded))
+	// Output:
+	// bulkhead: full: wait ended: context deadline exceeded
+	// true true
+}
