@@ -52,11 +52,12 @@ func (b *Breaker) Group() *breaker.Group { return b.group }
 // RoundTrip admits r through its node's breaker, sends it, and records the
 // outcome.
 func (b *Breaker) RoundTrip(r *http.Request) (*http.Response, error) {
-	tk, err := b.breakerFor(r).Admit()
+	c, _ := r.Context().Value(callKey{}).(*call)
+	tk, err := b.breakerFor(c, r).Admit()
 	if err != nil {
 		closeRequestBody(r)
 		rejected(r, err)
-		return nil, err
+		return nil, writeRefused(c, r, err)
 	}
 	recorded := false
 	defer func() {
@@ -71,13 +72,26 @@ func (b *Breaker) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // breakerFor returns the breaker of r's node, reusing the one failover
-// looked up for this attempt when it is the same.
-func (b *Breaker) breakerFor(r *http.Request) *breaker.Breaker {
+// looked up for this attempt of the call c (which may be nil) when it is
+// the same.
+func (b *Breaker) breakerFor(c *call, r *http.Request) *breaker.Breaker {
 	node := r.URL.Host
-	if c, _ := r.Context().Value(callKey{}).(*call); c != nil && c.fo != nil && c.fo.breakers == b.group && c.br != nil && c.br.Name() == node {
+	if c != nil && c.fo != nil && c.fo.breakers == b.group && c.br != nil && c.br.Name() == node {
 		return c.br
 	}
 	return b.group.Get(node)
+}
+
+// writeRefused returns err, the breaker's refusal of r, an attempt of the
+// call c (which may be nil), as the write NodeError Failover returns for an
+// open primary when r is a write confined to the primary that Failover
+// chose (half-open with its probes taken, or tripped meanwhile), whatever
+// layers sit above; otherwise err.
+func writeRefused(c *call, r *http.Request, err error) error {
+	if c != nil && c.primaryOnly && c.fo != nil {
+		return &NodeError{Host: r.Host, Partition: c.partition, Write: true, Err: err}
+	}
+	return err
 }
 
 // breakerOutcome is the breaker's view of one attempt.

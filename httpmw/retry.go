@@ -237,8 +237,7 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 // next RoundTripper returned, a retryable status included.
 func (rt *Retry) single(c *call, r *http.Request) (*http.Response, error) {
 	if rt.attemptTimeout <= 0 {
-		res, err := sendAttempt(c, rt.next, r, 0)
-		return res, writeRefused(c, err)
+		return sendAttempt(c, rt.next, r, 0)
 	}
 	actx, cancel := context.WithTimeout(r.Context(), rt.attemptTimeout)
 	r = r.WithContext(actx)
@@ -246,21 +245,10 @@ func (rt *Retry) single(c *call, r *http.Request) (*http.Response, error) {
 	res, err := sendAttempt(c, rt.next, r, 0)
 	if err != nil {
 		cancel()
-		return nil, writeRefused(c, err)
+		return nil, err
 	}
 	res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
 	return res, nil
-}
-
-// writeRefused returns err as the write NodeError failover returns for an
-// open primary when err is the primary's breaker refusing a write confined
-// to it after failover chose it (half-open with its probes taken, or
-// tripped meanwhile); otherwise err.
-func writeRefused(c *call, err error) error {
-	if c.primaryOnly && c.fo != nil && errors.Is(err, breaker.ErrOpen) && !errors.Is(err, ErrNoHealthyNode) {
-		return &NodeError{Host: c.cur.Host, Partition: c.partition, Write: true, Err: err}
-	}
-	return err
 }
 
 // classifyErr turns an attempt's transport error into what the retry loop
@@ -277,7 +265,7 @@ func (rt *Retry) classifyErr(c *call, err error) error {
 	if (errors.Is(err, breaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull)) && (c.node == "" || c.primaryOnly) {
 		// Without failover (or for a write confined to the primary) the
 		// next attempt would meet the same node: fail fast.
-		return retry.Permanent(writeRefused(c, err))
+		return retry.Permanent(err)
 	}
 	return err
 }
