@@ -167,7 +167,7 @@ func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
 			var err error
 			cs, err = streamer(withAttempt(ctx, a), desc, cc, method, opts...)
 			if err != nil {
-				return rs.failed(a, err, nil, true)
+				return rs.failed(a, err, nil, nil)
 			}
 			return nil
 		})
@@ -219,47 +219,44 @@ func (s *retryStream) newAttempt(waited time.Duration) *attemptInfo {
 }
 
 // failed records the node of a failed attempt and wraps its error for the
-// retry loop. inTime is false when the attempt's own timeout ended it: its
-// error then says so (DeadlineExceeded, retried) whatever the layers below
-// made of the cancellation, unless the caller's context ended too.
-func (s *retryStream) failed(a *attemptInfo, err error, trailer metadata.MD, inTime bool) error {
+// retry loop. timedOut is the attempt's context when its own timeout ended
+// it, else nil: its error then says so (DeadlineExceeded, retried) whatever
+// the layers below made of the cancellation, unless the caller's context
+// ended too.
+func (s *retryStream) failed(a *attemptInfo, err error, trailer metadata.MD, timedOut context.Context) error {
 	if node := a.getNode(); node != "" {
 		s.tried = append(s.tried, node)
 	}
-	if !inTime && s.ctx.Err() == nil {
+	if timedOut != nil && s.ctx.Err() == nil {
 		err = &Error{Code: codes.DeadlineExceeded, Node: a.getNode(), Err: fmt.Errorf("%w: %w", errNoFirstMessage, err)}
-		return decide(s.ctx, expired, err, trailer, a, s.policy)
+		return decide(s.ctx, timedOut, err, trailer, a, s.policy)
 	}
 	return decide(s.ctx, nil, err, trailer, a, s.policy)
 }
 
-// expired is a context that has ended: the attempt context classify sees
-// for an attempt its own timeout ended.
-var expired = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
-
 // attemptContext returns the context of one attempt of a server stream and
 // its end: with an attempt timeout, a context of its own that a timer
 // cancels unless end(true) stops it first, as the first message arrives.
-// end(keep) reports whether the first message was in time; the attempt's
-// context is released unless the stream keeps it (keep, and in time).
-func (s *retryStream) attemptContext() (actx context.Context, end func(keep bool) (inTime bool)) {
+// end(keep) returns the attempt's context, cancelled, when the timer ended
+// it, and nil when the attempt was in time; the attempt's context is
+// released unless the stream keeps it (keep, and in time).
+func (s *retryStream) attemptContext() (actx context.Context, end func(keep bool) (timedOut context.Context)) {
 	if s.firstWithin <= 0 {
-		return s.ctx, func(bool) bool { return true }
+		return s.ctx, func(bool) context.Context { return nil }
 	}
 	actx, cancel := context.WithCancel(s.ctx)
 	t := time.AfterFunc(s.firstWithin, cancel)
-	return actx, func(keep bool) bool {
-		inTime := t.Stop()
-		if keep && inTime {
+	return actx, func(keep bool) context.Context {
+		if !t.Stop() {
+			cancel()
+			return actx // the timer fired: cancelled
+		}
+		if keep {
 			s.release = cancel // when the stream ends
 		} else {
 			cancel()
 		}
-		return inTime
+		return nil
 	}
 }
 
@@ -292,13 +289,13 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 		}
 		err = first(cs)
 		s.cur = cs // also on failure: Trailer reports the last attempt's
-		inTime := end(err == nil)
-		if (err == nil || err == io.EOF) && inTime {
+		timedOut := end(err == nil)
+		if (err == nil || err == io.EOF) && timedOut == nil {
 			s.last.Store(&streamRef{cs})
 			firstErr = err
 			return nil
 		}
-		return s.failed(a, err, cs.Trailer(), inTime)
+		return s.failed(a, err, cs.Trailer(), timedOut)
 	})
 	if err != nil {
 		if s.cur != nil { // the last failed attempt's, for Trailer
