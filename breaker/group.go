@@ -37,7 +37,10 @@ type Group struct {
 	observers atomic.Pointer[[]*observer]
 }
 
-type observer struct{ fn func(StateChange) }
+type observer struct {
+	fn  func(StateChange)
+	key any // ObserveOnce's key, or nil
+}
 
 type groupEntry struct {
 	b    *Breaker
@@ -130,13 +133,36 @@ func (g *Group) evictLocked() {
 // removes fn; it is safe to call more than once. Transports use Observe to
 // record breaker metrics without taking over the user's OnStateChange.
 func (g *Group) Observe(fn func(StateChange)) (remove func()) {
+	remove, _ = g.observe(nil, fn)
+	return remove
+}
+
+// ObserveOnce is Observe for an observer known by key, a comparable value
+// such as the metrics it records into: while an observer added with an
+// equal key is registered, it adds nothing and reports false. Several
+// clients built on one group and one set of metrics then count each state
+// change once. A nil key is never equal to another; a key that is not
+// comparable panics, as it would as a map key.
+func (g *Group) ObserveOnce(key any, fn func(StateChange)) (remove func(), added bool) {
+	return g.observe(key, fn)
+}
+
+func (g *Group) observe(key any, fn func(StateChange)) (remove func(), added bool) {
 	if fn == nil {
-		return func() {}
+		return func() {}, false
 	}
-	o := &observer{fn: fn}
+	o := &observer{fn: fn, key: key}
 	g.mu.Lock()
 	var list []*observer
 	if cur := g.observers.Load(); cur != nil {
+		if key != nil {
+			for _, x := range *cur {
+				if x.key == key {
+					g.mu.Unlock()
+					return func() {}, false
+				}
+			}
+		}
 		list = append(list, *cur...)
 	}
 	list = append(list, o)
@@ -156,7 +182,7 @@ func (g *Group) Observe(fn func(StateChange)) (remove func()) {
 			}
 		}
 		g.observers.Store(&next)
-	}
+	}, true
 }
 
 // notify is the OnStateChange of the group's breakers.

@@ -192,3 +192,38 @@ func TestGroupObserve(t *testing.T) {
 		t.Errorf("observer called after remove: %v", observed)
 	}
 }
+
+// ObserveOnce adds one observer per key; after its removal the key may be
+// used again, and a nil key never blocks another.
+func TestGroupObserveOnce(t *testing.T) {
+	g := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1}, 0)
+	var a, b, c int
+	removeA, added := g.ObserveOnce("metrics", func(breaker.StateChange) { a++ })
+	if !added {
+		t.Fatal("first observer with a key not added")
+	}
+	if _, added := g.ObserveOnce("metrics", func(breaker.StateChange) { b++ }); added {
+		t.Error("a second observer with the same key was added")
+	}
+	g.ObserveOnce(nil, func(breaker.StateChange) { c++ })
+	g.ObserveOnce(nil, func(breaker.StateChange) { c++ })
+	trip := func(name string) {
+		done, err := g.Get(name).Allow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done(breaker.Failure)
+	}
+	trip("n1")
+	if a != 1 || b != 0 || c != 2 {
+		t.Fatalf("one transition seen a=%d b=%d nil-keyed=%d times, want 1, 0, 2", a, b, c)
+	}
+	removeA()
+	if _, added := g.ObserveOnce("metrics", func(breaker.StateChange) { b++ }); !added {
+		t.Fatal("the key stayed taken after its observer was removed")
+	}
+	trip("n2")
+	if a != 1 || b != 1 {
+		t.Errorf("after the swap a=%d b=%d, want 1, 1", a, b)
+	}
+}
