@@ -28,7 +28,7 @@ func FuzzValidTraceparent(f *testing.F) {
 	}
 	prop := propagation.TraceContext{}
 	f.Fuzz(func(t *testing.T, v string) {
-		if !validTraceparent(v) {
+		if !ValidTraceparent(v) {
 			return
 		}
 		ctx := prop.Extract(context.Background(), propagation.MapCarrier{"traceparent": v})

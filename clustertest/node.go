@@ -353,7 +353,7 @@ func (n *Node) noteTraceparent(values []string) {
 	}
 	v := values[0]
 	n.lastTP.Store(&v)
-	if len(values) != 1 || !validTraceparent(v) {
+	if len(values) != 1 || !ValidTraceparent(v) {
 		n.badTP.Add(1)
 	}
 }
@@ -621,10 +621,12 @@ func (t *tracker) idle() <-chan struct{} {
 	return ch
 }
 
-// validTraceparent reports whether v is a W3C traceparent: version, trace
-// id, parent id and flags in lower-case hex, ids not all zero, version not
-// ff, exactly 55 characters and no reserved flag bit for version 00.
-func validTraceparent(v string) bool {
+// ValidTraceparent reports whether v is a W3C traceparent header value, as
+// every node checks on every request it serves (see Node.BadTraceparents):
+// version, trace id, parent id and flags in lower-case hex, ids not all
+// zero, version not ff, exactly 55 characters and no reserved flag bit for
+// version 00. Tests of clients use it on what their own servers receive.
+func ValidTraceparent(v string) bool {
 	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' {
 		return false
 	}

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/clustertest"
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
 	"github.com/rampart-go/rampart/retry"
@@ -46,7 +47,7 @@ func (s *tpEcho) Echo(ctx context.Context, req *pb.EchoRequest) (*pb.EchoReply, 
 	s.requests.Add(1)
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("traceparent")
-	ok := len(vals) == 1 && grpcValidTP(vals[0])
+	ok := len(vals) == 1 && clustertest.ValidTraceparent(vals[0])
 	if ok {
 		s.valid.Add(1)
 	}
@@ -62,23 +63,6 @@ func (s *tpEcho) Echo(ctx context.Context, req *pb.EchoRequest) (*pb.EchoReply, 
 		s.mu.Unlock()
 	}
 	return &pb.EchoReply{}, nil
-}
-
-// grpcValidTP reports whether v is a valid version-00 W3C traceparent.
-func grpcValidTP(v string) bool {
-	if len(v) != 55 || v[:3] != "00-" || v[35] != '-' || v[52] != '-' {
-		return false
-	}
-	hex := func(s string) bool {
-		for i := 0; i < len(s); i++ {
-			if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				return false
-			}
-		}
-		return true
-	}
-	return hex(v[3:35]) && strings.Trim(v[3:35], "0") != "" &&
-		hex(v[36:52]) && strings.Trim(v[36:52], "0") != "" && hex(v[53:])
 }
 
 func spanAttr(s sdktrace.ReadOnlySpan, k attribute.Key) (attribute.Value, bool) {

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/clustertest"
 	"github.com/rampart-go/rampart/httpmw"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
@@ -49,7 +50,7 @@ func newTPServer(t *testing.T) *tpServer {
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
 		vals := r.Header.Values("Traceparent")
-		ok := len(vals) == 1 && validTP(vals[0])
+		ok := len(vals) == 1 && clustertest.ValidTraceparent(vals[0])
 		if ok {
 			s.valid.Add(1)
 		}
@@ -70,29 +71,6 @@ func newTPServer(t *testing.T) *tpServer {
 	}))
 	t.Cleanup(s.srv.Close)
 	return s
-}
-
-// validTP reports whether v is a valid version-00 W3C traceparent:
-// 00-<32 lower hex, not all zero>-<16 lower hex, not all zero>-<2 lower hex>.
-func validTP(v string) bool {
-	if len(v) != 55 || v[:3] != "00-" || v[35] != '-' || v[52] != '-' {
-		return false
-	}
-	tid, sid, flags := v[3:35], v[36:52], v[53:]
-	return lowerHexNonZero(tid) && lowerHexNonZero(sid) && lowerHex(flags)
-}
-
-func lowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func lowerHexNonZero(s string) bool {
-	return lowerHex(s) && strings.Trim(s, "0") != ""
 }
 
 // e2eRun is the outcome of driving calls through a traced preset.
