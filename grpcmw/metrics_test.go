@@ -8,11 +8,11 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/rampart-go/rampart/breaker"
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
+	"github.com/rampart-go/rampart/internal/metrictest"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 )
@@ -53,41 +53,14 @@ func TestPresetRecordsBreakerTransitions(t *testing.T) {
 		t.Fatalf("breaker %q opened, want the primary %s", node, primary)
 	}
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	var transitions, state int64 = -1, -1
-	for _, sm := range rm.ScopeMetrics {
-		for _, mt := range sm.Metrics {
-			switch d := mt.Data.(type) {
-			case metricdata.Sum[int64]:
-				if mt.Name == "rampart.breaker.transitions" {
-					for _, dp := range d.DataPoints {
-						if v, _ := dp.Attributes.Value(sampling.AttrNode); v.AsString() == node &&
-							dp.Attributes.HasValue(sampling.AttrToState) {
-							if to, _ := dp.Attributes.Value(sampling.AttrToState); to == attribute.StringValue("open") {
-								transitions = dp.Value
-							}
-						}
-					}
-				}
-			case metricdata.Gauge[int64]:
-				if mt.Name == "rampart.breaker.state" {
-					for _, dp := range d.DataPoints {
-						if v, _ := dp.Attributes.Value(sampling.AttrNode); v.AsString() == node {
-							state = dp.Value
-						}
-					}
-				}
-			}
-		}
-	}
+	transitions := metrictest.Total(t, reader, "rampart.breaker.transitions",
+		metrictest.All(metrictest.Has(sampling.AttrNode, node), metrictest.Has(sampling.AttrToState, "open")))
+	state := metrictest.Total(t, reader, "rampart.breaker.state", metrictest.Has(sampling.AttrNode, node))
 	if transitions != 1 {
-		t.Errorf("rampart.breaker.transitions{node=%s,to=open} = %d, want 1", node, transitions)
+		t.Errorf("rampart.breaker.transitions{node=%s,to=open} = %v, want 1", node, transitions)
 	}
 	if state != sampling.BreakerOpen {
-		t.Errorf("rampart.breaker.state{node=%s} = %d, want %d (open)", node, state, sampling.BreakerOpen)
+		t.Errorf("rampart.breaker.state{node=%s} = %v, want %d (open)", node, state, sampling.BreakerOpen)
 	}
 }
 
@@ -109,25 +82,12 @@ func TestPresetRecordsFailovers(t *testing.T) {
 	if err != nil || reply.Node != replica {
 		t.Fatalf("read should fail over to the replica: %v, %v", reply, err)
 	}
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	var got int64
-	for _, sm := range rm.ScopeMetrics {
-		for _, mt := range sm.Metrics {
-			if d, ok := mt.Data.(metricdata.Sum[int64]); ok && mt.Name == "rampart.failovers" {
-				for _, dp := range d.DataPoints {
-					from, _ := dp.Attributes.Value(sampling.AttrFromNode)
-					to, _ := dp.Attributes.Value(sampling.AttrToNode)
-					if strings.HasPrefix(from.AsString(), primary+":") && strings.HasPrefix(to.AsString(), replica+":") {
-						got += dp.Value
-					}
-				}
-			}
-		}
-	}
+	got := metrictest.Total(t, reader, "rampart.failovers", func(a attribute.Set) bool {
+		from, _ := a.Value(sampling.AttrFromNode)
+		to, _ := a.Value(sampling.AttrToNode)
+		return strings.HasPrefix(from.AsString(), primary+":") && strings.HasPrefix(to.AsString(), replica+":")
+	})
 	if got != 1 {
-		t.Fatalf("rampart.failovers{from=%s,to=%s} = %d, want 1", primary, replica, got)
+		t.Fatalf("rampart.failovers{from=%s,to=%s} = %v, want 1", primary, replica, got)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -26,6 +25,7 @@ import (
 	"github.com/rampart-go/rampart/clustertest"
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
+	"github.com/rampart-go/rampart/internal/metrictest"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 )
@@ -63,15 +63,6 @@ func (s *tpEcho) Echo(ctx context.Context, req *pb.EchoRequest) (*pb.EchoReply, 
 		s.mu.Unlock()
 	}
 	return &pb.EchoReply{}, nil
-}
-
-func spanAttr(s sdktrace.ReadOnlySpan, k attribute.Key) (attribute.Value, bool) {
-	for _, kv := range s.Attributes() {
-		if kv.Key == k {
-			return kv.Value, true
-		}
-	}
-	return attribute.Value{}, false
 }
 
 // TestSamplingE2E sends 20,000 successful and 200 failing unary calls through
@@ -176,7 +167,7 @@ func TestSamplingE2E(t *testing.T) {
 	atts := map[string][]sdktrace.ReadOnlySpan{}
 	for _, s := range rec.Ended() {
 		tid := s.SpanContext().TraceID().String()
-		if _, ok := spanAttr(s, sampling.AttrAttempt); ok {
+		if _, ok := metrictest.SpanAttr(s, sampling.AttrAttempt); ok {
 			atts[tid] = append(atts[tid], s)
 		} else {
 			logical[tid] = s
@@ -201,11 +192,11 @@ func TestSamplingE2E(t *testing.T) {
 			t.Errorf("failed call %s: %d attempt spans, want %d", tid, len(atts[tid]), attempts)
 		}
 		for _, a := range atts[tid] {
-			n, _ := spanAttr(a, sampling.AttrAttempt)
-			host, _ := spanAttr(a, sampling.AttrServerAddress)
-			port, _ := spanAttr(a, sampling.AttrServerPort)
-			out, _ := spanAttr(a, sampling.AttrOutcome)
-			backoff, hasBackoff := spanAttr(a, sampling.AttrBackoffMS)
+			n, _ := metrictest.SpanAttr(a, sampling.AttrAttempt)
+			host, _ := metrictest.SpanAttr(a, sampling.AttrServerAddress)
+			port, _ := metrictest.SpanAttr(a, sampling.AttrServerPort)
+			out, _ := metrictest.SpanAttr(a, sampling.AttrOutcome)
+			backoff, hasBackoff := metrictest.SpanAttr(a, sampling.AttrBackoffMS)
 			if host.AsString()+":"+strconv.FormatInt(port.AsInt64(), 10) != addr || out.AsString() != sampling.Failure.String() ||
 				a.Status().Code != otelcodes.Error || a.Parent().SpanID() != s.SpanContext().SpanID() ||
 				(n.AsInt64() > 1) != (hasBackoff && backoff.AsFloat64() > 0) {
@@ -213,7 +204,7 @@ func TestSamplingE2E(t *testing.T) {
 					tid, n.AsInt64(), host.Emit(), port.Emit(), out.Emit(), a.Status(), backoff.Emit())
 			}
 			sid := a.SpanContext().SpanID().String()
-			if v, ok := spanAttr(a, sampling.AttrPropagatedSpanID); ok {
+			if v, ok := metrictest.SpanAttr(a, sampling.AttrPropagatedSpanID); ok {
 				sid = v.AsString()
 			}
 			found := false

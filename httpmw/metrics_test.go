@@ -8,12 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/httpmw"
+	"github.com/rampart-go/rampart/internal/metrictest"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 )
@@ -53,41 +52,13 @@ func TestPresetRecordsBreakerTransitions(t *testing.T) {
 		t.Fatalf("breaker of %s: opened %d times, state %v; want opened once", node, opened, bg.Get(node).State())
 	}
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	var transitions, state int64 = -1, -1
-	for _, sm := range rm.ScopeMetrics {
-		for _, mt := range sm.Metrics {
-			switch d := mt.Data.(type) {
-			case metricdata.Sum[int64]:
-				if mt.Name != "rampart.breaker.transitions" {
-					continue
-				}
-				for _, dp := range d.DataPoints {
-					n, _ := dp.Attributes.Value(sampling.AttrNode)
-					to, _ := dp.Attributes.Value(sampling.AttrToState)
-					if n.AsString() == node && to == attribute.StringValue("open") {
-						transitions = dp.Value
-					}
-				}
-			case metricdata.Gauge[int64]:
-				if mt.Name != "rampart.breaker.state" {
-					continue
-				}
-				for _, dp := range d.DataPoints {
-					if n, _ := dp.Attributes.Value(sampling.AttrNode); n.AsString() == node {
-						state = dp.Value
-					}
-				}
-			}
-		}
-	}
+	transitions := metrictest.Total(t, reader, "rampart.breaker.transitions",
+		metrictest.All(metrictest.Has(sampling.AttrNode, node), metrictest.Has(sampling.AttrToState, "open")))
+	state := metrictest.Total(t, reader, "rampart.breaker.state", metrictest.Has(sampling.AttrNode, node))
 	if transitions != 1 {
-		t.Errorf("rampart.breaker.transitions{node=%s,to=open} = %d, want 1", node, transitions)
+		t.Errorf("rampart.breaker.transitions{node=%s,to=open} = %v, want 1", node, transitions)
 	}
 	if state != sampling.BreakerOpen {
-		t.Errorf("rampart.breaker.state{node=%s} = %d, want %d (open)", node, state, sampling.BreakerOpen)
+		t.Errorf("rampart.breaker.state{node=%s} = %v, want %d (open)", node, state, sampling.BreakerOpen)
 	}
 }

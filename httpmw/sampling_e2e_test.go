@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -20,6 +19,7 @@ import (
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/clustertest"
 	"github.com/rampart-go/rampart/httpmw"
+	"github.com/rampart-go/rampart/internal/metrictest"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 )
@@ -160,15 +160,6 @@ func runSamplingE2E(t *testing.T, calls int) e2eRun {
 	return e2eRun{srv: srv, spans: rec.Ended(), attempts: attempts}
 }
 
-func attrOf(s sdktrace.ReadOnlySpan, k attribute.Key) (attribute.Value, bool) {
-	for _, kv := range s.Attributes() {
-		if kv.Key == k {
-			return kv.Value, true
-		}
-	}
-	return attribute.Value{}, false
-}
-
 // checkSamplingE2E asserts the properties on a run of calls calls.
 func checkSamplingE2E(t *testing.T, calls int, r e2eRun) {
 	nFail := (calls + e2eFailEvery - 1) / e2eFailEvery
@@ -205,7 +196,7 @@ func checkSamplingE2E(t *testing.T, calls int, r e2eRun) {
 	attemptsOf := map[string][]sdktrace.ReadOnlySpan{}
 	for _, s := range r.spans {
 		tid := s.SpanContext().TraceID().String()
-		if _, ok := attrOf(s, sampling.AttrAttempt); ok {
+		if _, ok := metrictest.SpanAttr(s, sampling.AttrAttempt); ok {
 			attemptsOf[tid] = append(attemptsOf[tid], s)
 			continue
 		}
@@ -233,7 +224,7 @@ func checkSamplingE2E(t *testing.T, calls int, r e2eRun) {
 		if s.Status().Code != codes.Error {
 			t.Errorf("failed call %s exported with status %v", tid, s.Status())
 		}
-		if v, _ := attrOf(s, sampling.AttrAttempts); v.AsInt64() != int64(r.attempts) {
+		if v, _ := metrictest.SpanAttr(s, sampling.AttrAttempts); v.AsInt64() != int64(r.attempts) {
 			t.Errorf("failed call %s: rampart.attempts = %v", tid, v.Emit())
 		}
 		checkFailedAttempts(t, r, tid, s, attemptsOf[tid], propagated[tid])
@@ -271,22 +262,22 @@ func checkFailedAttempts(t *testing.T, r e2eRun, tid string, call sdktrace.ReadO
 		if a.Parent().SpanID() != call.SpanContext().SpanID() {
 			t.Errorf("failed call %s: attempt span not a child of the call span", tid)
 		}
-		n, _ := attrOf(a, sampling.AttrAttempt)
+		n, _ := metrictest.SpanAttr(a, sampling.AttrAttempt)
 		seen[n.AsInt64()] = true
-		if v, _ := attrOf(a, sampling.AttrServerAddress); v.AsString() != hostIP {
+		if v, _ := metrictest.SpanAttr(a, sampling.AttrServerAddress); v.AsString() != hostIP {
 			t.Errorf("failed call %s attempt %d: server.address %q, want %q", tid, n.AsInt64(), v.Emit(), hostIP)
 		}
-		if v, _ := attrOf(a, sampling.AttrServerPort); strconv.FormatInt(v.AsInt64(), 10) != port {
+		if v, _ := metrictest.SpanAttr(a, sampling.AttrServerPort); strconv.FormatInt(v.AsInt64(), 10) != port {
 			t.Errorf("failed call %s attempt %d: server.port %v, want %s", tid, n.AsInt64(), v.Emit(), port)
 		}
-		if v, _ := attrOf(a, sampling.AttrOutcome); v.AsString() != sampling.Failure.String() {
+		if v, _ := metrictest.SpanAttr(a, sampling.AttrOutcome); v.AsString() != sampling.Failure.String() {
 			t.Errorf("failed call %s attempt %d: outcome %q", tid, n.AsInt64(), v.Emit())
 		}
 		if a.Status().Code != codes.Error {
 			t.Errorf("failed call %s attempt %d: status %v", tid, n.AsInt64(), a.Status())
 		}
-		resend, hasResend := attrOf(a, "http.request.resend_count")
-		backoff, hasBackoff := attrOf(a, sampling.AttrBackoffMS)
+		resend, hasResend := metrictest.SpanAttr(a, "http.request.resend_count")
+		backoff, hasBackoff := metrictest.SpanAttr(a, sampling.AttrBackoffMS)
 		if n.AsInt64() == 1 {
 			if hasResend || hasBackoff {
 				t.Errorf("failed call %s: first attempt has resend count or backoff", tid)
@@ -297,7 +288,7 @@ func checkFailedAttempts(t *testing.T, r e2eRun, tid string, call sdktrace.ReadO
 		// The span ID the server saw is the exported attempt span's own
 		// (sampled call) or its rampart.propagated_span_id (promoted call).
 		sid := a.SpanContext().SpanID().String()
-		if v, ok := attrOf(a, sampling.AttrPropagatedSpanID); ok {
+		if v, ok := metrictest.SpanAttr(a, sampling.AttrPropagatedSpanID); ok {
 			sid = v.AsString()
 		}
 		found := false

@@ -7,11 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/rampart-go/rampart/internal/metrictest"
 	"github.com/rampart-go/rampart/sampling"
 )
 
@@ -27,35 +26,7 @@ func newReader(t testing.TB) (*sdkmetric.ManualReader, *sdkmetric.MeterProvider)
 // count) by attribute set rendered as a string.
 func points(t *testing.T, rd *sdkmetric.ManualReader, name string) map[string]float64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := rd.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					out[p.Attributes.Encoded(attribute.DefaultEncoder())] = float64(p.Value)
-				}
-			case metricdata.Gauge[int64]:
-				for _, p := range d.DataPoints {
-					out[p.Attributes.Encoded(attribute.DefaultEncoder())] = float64(p.Value)
-				}
-			case metricdata.Histogram[float64]:
-				for _, p := range d.DataPoints {
-					out[p.Attributes.Encoded(attribute.DefaultEncoder())] = float64(p.Count)
-				}
-			default:
-				t.Fatalf("%s: unexpected data %T", name, m.Data)
-			}
-		}
-	}
-	return out
+	return metrictest.Points(t, rd, name)
 }
 
 func TestTracerRecordsCallMetrics(t *testing.T) {

@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/internal/metrictest"
 	"github.com/rampart-go/rampart/sampling"
 )
 
@@ -34,27 +34,8 @@ func TestObserveOncePerPair(t *testing.T) {
 	}
 	done(breaker.Failure) // closed → open
 	for i, r := range []*sdkmetric.ManualReader{r1, r2} {
-		if n := transitions(t, r); n != 1 {
-			t.Errorf("metrics %d: %d transitions recorded, want 1", i+1, n)
+		if n := metrictest.Total(t, r, "rampart.breaker.transitions", nil); n != 1 {
+			t.Errorf("metrics %d: %v transitions recorded, want 1", i+1, n)
 		}
 	}
-}
-
-// transitions sums rampart.breaker.transitions in r.
-func transitions(t *testing.T, r *sdkmetric.ManualReader) int64 {
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, sm := range rm.ScopeMetrics {
-		for _, mt := range sm.Metrics {
-			if s, ok := mt.Data.(metricdata.Sum[int64]); ok && mt.Name == "rampart.breaker.transitions" {
-				for _, dp := range s.DataPoints {
-					n += dp.Value
-				}
-			}
-		}
-	}
-	return n
 }

@@ -1,0 +1,103 @@
+// Package metrictest reads, for tests, what an OpenTelemetry SDK
+// ManualReader collected and what a span recorded.
+package metrictest
+
+import (
+	"context"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// each collects rd and calls fn with every data point of the metric named
+// name: a sum's or a gauge's value, a histogram's count.
+func each(t testing.TB, rd *sdkmetric.ManualReader, name string, fn func(attrs attribute.Set, v float64)) {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := rd.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					fn(p.Attributes, float64(p.Value))
+				}
+			case metricdata.Gauge[int64]:
+				for _, p := range d.DataPoints {
+					fn(p.Attributes, float64(p.Value))
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					fn(p.Attributes, float64(p.Count))
+				}
+			default:
+				t.Fatalf("%s: unexpected data %T", name, m.Data)
+			}
+		}
+	}
+}
+
+// Points returns the named metric's values by attribute set, rendered as
+// "key=value,..." in key order.
+func Points(t testing.TB, rd *sdkmetric.ManualReader, name string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	each(t, rd, name, func(attrs attribute.Set, v float64) {
+		out[attrs.Encoded(attribute.DefaultEncoder())] = v
+	})
+	return out
+}
+
+// Total returns the sum of the named metric's values whose attributes
+// match (every point when match is nil), and -1 when none does.
+func Total(t testing.TB, rd *sdkmetric.ManualReader, name string, match func(attribute.Set) bool) float64 {
+	t.Helper()
+	total, found := 0.0, false
+	each(t, rd, name, func(attrs attribute.Set, v float64) {
+		if match == nil || match(attrs) {
+			total, found = total+v, true
+		}
+	})
+	if !found {
+		return -1
+	}
+	return total
+}
+
+// Has returns a matcher of attribute sets whose key k has the string value v.
+func Has(k attribute.Key, v string) func(attribute.Set) bool {
+	return func(s attribute.Set) bool {
+		got, ok := s.Value(k)
+		return ok && got.AsString() == v
+	}
+}
+
+// All returns a matcher of the attribute sets every one of ms matches.
+func All(ms ...func(attribute.Set) bool) func(attribute.Set) bool {
+	return func(s attribute.Set) bool {
+		for _, m := range ms {
+			if !m(s) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// SpanAttr returns the value of span s's attribute k.
+func SpanAttr(s sdktrace.ReadOnlySpan, k attribute.Key) (attribute.Value, bool) {
+	for _, kv := range s.Attributes() {
+		if kv.Key == k {
+			return kv.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
