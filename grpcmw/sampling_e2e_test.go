@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -203,15 +204,8 @@ func TestSamplingE2E(t *testing.T) {
 				t.Errorf("failed call %s attempt %d: node %q port %v, outcome %q, status %v, backoff %v",
 					tid, n.AsInt64(), host.Emit(), port.Emit(), out.Emit(), a.Status(), backoff.Emit())
 			}
-			sid := a.SpanContext().SpanID().String()
-			if v, ok := metrictest.SpanAttr(a, sampling.AttrPropagatedSpanID); ok {
-				sid = v.AsString()
-			}
-			found := false
-			for _, x := range sent {
-				found = found || x == sid
-			}
-			if !found {
+			sid := metrictest.PropagatedSpanID(a)
+			if !slices.Contains(sent, sid) {
 				t.Errorf("failed call %s attempt %d: span ID %s not among those the server saw %v", tid, n.AsInt64(), sid, sent)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,15 +288,8 @@ func checkFailedAttempts(t *testing.T, r e2eRun, tid string, call sdktrace.ReadO
 		}
 		// The span ID the server saw is the exported attempt span's own
 		// (sampled call) or its rampart.propagated_span_id (promoted call).
-		sid := a.SpanContext().SpanID().String()
-		if v, ok := metrictest.SpanAttr(a, sampling.AttrPropagatedSpanID); ok {
-			sid = v.AsString()
-		}
-		found := false
-		for _, s := range sent {
-			found = found || s == sid
-		}
-		if !found {
+		sid := metrictest.PropagatedSpanID(a)
+		if !slices.Contains(sent, sid) {
 			t.Errorf("failed call %s attempt %d: span ID %s not among those the server saw %v", tid, n.AsInt64(), sid, sent)
 		}
 	}

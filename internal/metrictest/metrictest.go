@@ -101,3 +101,17 @@ func SpanAttr(s sdktrace.ReadOnlySpan, k attribute.Key) (attribute.Value, bool) 
 	}
 	return attribute.Value{}, false
 }
+
+// PropagatedSpanID returns the span ID that attempt span s sent downstream:
+// its own, or, for an attempt of a call exported only because it failed,
+// the one recorded in its rampart.propagated_span_id attribute.
+func PropagatedSpanID(s sdktrace.ReadOnlySpan) string {
+	if v, ok := SpanAttr(s, propagatedSpanID); ok {
+		return v.AsString()
+	}
+	return s.SpanContext().SpanID().String()
+}
+
+// propagatedSpanID is sampling.AttrPropagatedSpanID (this package is also
+// used by sampling's own tests, so it does not import sampling).
+const propagatedSpanID = attribute.Key("rampart.propagated_span_id")
