@@ -100,6 +100,18 @@ func (h *harness) wantTokens(want float64) {
 	}
 }
 
+// tokenKept checks that the rejections before it started no timer and
+// took no token: the bucket, empty, holds a token one interval later.
+func (h *harness) tokenKept(interval time.Duration) {
+	h.t.Helper()
+	h.noTimer()
+	h.wantTokens(0)
+	h.clk.Advance(interval)
+	if !h.l.Allow() {
+		h.t.Error("no token one interval after the rejections: a rejection kept a token")
+	}
+}
+
 func (h *harness) noTimer() {
 	h.t.Helper()
 	if d, ok := h.clk.TimerStarted(); ok {
@@ -159,12 +171,7 @@ func TestWaitEdges(t *testing.T) {
 						t.Fatalf("Wait = %v, want ErrLimited", err)
 					}
 				}
-				h.noTimer()
-				h.wantTokens(0)
-				h.clk.Advance(every)
-				if !h.l.Allow() {
-					t.Error("no token one interval after rejections: a rejection took a token")
-				}
+				h.tokenKept(every)
 			},
 		},
 		{
@@ -211,12 +218,7 @@ func TestWaitEdges(t *testing.T) {
 						t.Fatalf("Wait = %v, want ErrLimited", err)
 					}
 				}
-				h.noTimer()
-				h.wantTokens(0)
-				h.clk.Advance(every)
-				if !h.l.Allow() {
-					t.Error("no token one interval after rejections: a cancelled reservation kept its token")
-				}
+				h.tokenKept(every)
 			},
 		},
 		{
@@ -228,12 +230,7 @@ func TestWaitEdges(t *testing.T) {
 				if err := h.l.Wait(ctx); err != ratelimit.ErrLimited {
 					t.Fatalf("Wait = %v, want ErrLimited", err)
 				}
-				h.noTimer()
-				h.wantTokens(0)
-				h.clk.Advance(every)
-				if !h.l.Allow() {
-					t.Error("no token one interval later: the cancelled reservation kept its token")
-				}
+				h.tokenKept(every)
 			},
 		},
 		{
