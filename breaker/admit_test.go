@@ -97,3 +97,29 @@ func BenchmarkAdmitSuccess(b *testing.B) {
 		tk.Done(breaker.Success)
 	}
 }
+
+// Done clears its Ticket: a deferred Done after the real one does nothing,
+// and without the real one (a panic) it frees the half-open probe slot.
+func TestTicketDeferredDone(t *testing.T) {
+	b := breaker.New(breaker.Settings{ConsecutiveFailures: 1, Timeout: 1, TimeoutJitter: -1, MaxProbes: 1})
+	func() {
+		tk, _ := b.Admit()
+		defer tk.Done(breaker.Neutral)
+		tk.Done(breaker.Failure)
+	}()
+	if c := b.Counts(); c.TotalNeutral != 0 {
+		t.Fatalf("the deferred Done after Done recorded an outcome: %+v", c)
+	}
+	waitState(t, b, breaker.StateHalfOpen)
+	func() {
+		defer func() { _ = recover() }()
+		probe, _ := b.Admit()
+		defer probe.Done(breaker.Neutral)
+		panic("the call panics")
+	}()
+	probe, err := b.Admit()
+	if err != nil {
+		t.Fatalf("the panicked probe kept its slot: %v", err)
+	}
+	probe.Done(breaker.Success)
+}

@@ -399,35 +399,44 @@ func (b *Breaker) Counts() Counts { return fromGobreaker(b.cb.Counts()) }
 // (48 bytes), which its two-step API cannot avoid, and the 24-byte closure
 // that maps an Outcome onto it.
 func (b *Breaker) Allow() (done func(Outcome), err error) {
-	t, err := b.Admit()
+	gdone, err := b.admit()
 	if err != nil {
 		return nil, err
 	}
-	return t.Done, nil
+	return func(o Outcome) { b.done(gdone, o) }, nil
 }
 
 // Ticket is the admission of one call by [Breaker.Admit]: the caller reports
 // the call's outcome with [Ticket.Done].
 //
-// A Ticket is a small value: copy it freely, but call Done once per
-// admission, on one copy. A Ticket carries no state of its own to tell a
-// second Done apart from the first, so a second Done (on the Ticket or on a
-// copy) records the outcome again, as if another call had ended; like a
-// second call of Allow's done, it is a bug. The zero Ticket admits nothing
-// and its Done does nothing.
+// A Ticket is a small value. Done clears the Ticket it is called on, so a
+// second Done on the same variable does nothing: a caller can write
+//
+//	tk, err := b.Admit()
+//	...
+//	defer tk.Done(breaker.Neutral) // if the call panics: free a probe slot
+//	err = call()
+//	tk.Done(outcome(err))
+//
+// A copy made before Done still holds the admission, and its Done records
+// the outcome again, as if another call had ended; like a second call of
+// Allow's done, that is a bug. The zero Ticket admits nothing and its Done
+// does nothing.
 type Ticket struct {
 	b     *Breaker
 	gdone func(error)
 }
 
-// Done records the outcome o of the admitted call (see [Outcome]). A
-// half-open probe whose Done is never called holds its slot for good. Done
-// allocates nothing; on the zero Ticket it does nothing.
-func (t Ticket) Done(o Outcome) {
+// Done records the outcome o of the admitted call (see [Outcome]) and
+// clears t. A half-open probe whose Done is never called holds its slot for
+// good. Done allocates nothing; on the zero Ticket it does nothing.
+func (t *Ticket) Done(o Outcome) {
 	if t.b == nil {
 		return
 	}
-	t.b.done(t.gdone, o)
+	b, gdone := t.b, t.gdone
+	*t = Ticket{}
+	b.done(gdone, o)
 }
 
 // Admit asks the breaker to admit one call, like [Breaker.Allow], and

@@ -398,14 +398,8 @@ func UnaryBreaker(g *breaker.Group) grpc.UnaryClientInterceptor {
 		if err != nil {
 			return &Error{Code: codes.Unavailable, Node: node, Err: err}
 		}
-		recorded := false
-		defer func() {
-			if !recorded { // the invoker panicked: free a probe slot, blame no one
-				tk.Done(breaker.Neutral)
-			}
-		}()
+		defer tk.Done(breaker.Neutral) // if the invoker panics: free a probe slot, blame no one
 		err = invoker(ctx, method, req, reply, cc, opts...)
-		recorded = true
 		tk.Done(breakerOutcome(ctx, err))
 		return err
 	}

@@ -49,18 +49,12 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 	} else {
 		node = attemptNode(a, cc)
 	}
-	recorded := false
-	defer func() {
-		if !recorded { // the invoker panicked: free a probe slot, blame no one
-			tk.Done(breaker.Neutral)
-		}
-	}()
+	defer tk.Done(breaker.Neutral) // if the invoker panics: free a probe slot, blame no one
 	var permit bulkhead.Permit
 	if s.bulk != nil {
 		var err error
 		if permit, err = s.bulk.Get(node).Acquire(ctx); err != nil {
 			err = wrapErr(queueRefusal(ctx, err), codes.ResourceExhausted, node)
-			recorded = true
 			tk.Done(breakerOutcome(ctx, err))
 			return err
 		}
@@ -73,7 +67,6 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 		err = invoker(ctx, method, req, reply, cc, opts...)
 	}
 	permit.Release()
-	recorded = true
 	tk.Done(breakerOutcome(ctx, err))
 	return err
 }

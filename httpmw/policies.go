@@ -59,14 +59,8 @@ func (b *Breaker) RoundTrip(r *http.Request) (*http.Response, error) {
 		rejected(r, err)
 		return nil, writeRefused(c, r, err)
 	}
-	recorded := false
-	defer func() {
-		if !recorded { // next panicked: free a probe slot, blame no one
-			tk.Done(breaker.Neutral)
-		}
-	}()
+	defer tk.Done(breaker.Neutral) // if next panics: free a probe slot, blame no one
 	resp, err := b.next.RoundTrip(r)
-	recorded = true
 	tk.Done(breakerOutcome(r, resp, err))
 	return resp, err
 }
