@@ -3,6 +3,7 @@ package grpcmw_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -14,6 +15,7 @@ import (
 	"github.com/rampart-go/rampart/clustertest"
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
+	"github.com/rampart-go/rampart/internal/coldcache"
 	"github.com/rampart-go/rampart/internal/cputime"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
@@ -158,6 +160,25 @@ func BenchmarkInterceptors(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+		// The same with the core's caches emptied before every call, as the
+		// network stack and the server empty them between two real calls:
+		// the steps' cost in a busy process is this case's call-ns/op (the
+		// time of the calls alone) minus none-cold's.
+		b.Run(tc.name+"-cold", func(b *testing.B) {
+			inv := chainUnary(tc.ics, ok)
+			ctx := context.Background()
+			b.ReportAllocs()
+			var inCalls time.Duration
+			for i := 0; i < b.N; i++ {
+				coldcache.Evict()
+				start := time.Now()
+				if err := inv(ctx, "/echo/Echo", nil, nil, nil, opt); err != nil {
+					b.Fatal(err)
+				}
+				inCalls += time.Since(start)
+			}
+			b.ReportMetric(float64(inCalls.Nanoseconds())/float64(b.N), "call-ns/op")
 		})
 		// The same from 8×GOMAXPROCS goroutines, as the loopback benchmark
 		// calls: what the steps' shared state costs under contention.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/httpmw"
+	"github.com/rampart-go/rampart/internal/coldcache"
 	"github.com/rampart-go/rampart/internal/cputime"
 	"github.com/rampart-go/rampart/ratelimit"
 	"github.com/rampart-go/rampart/retry"
@@ -80,12 +81,27 @@ func runFailsafe(b *testing.B, next http.RoundTripper, trips uint, url string, w
 }
 
 func benchRT(b *testing.B, rt http.RoundTripper, url string, wantErr bool) {
+	benchRTEach(b, rt, url, wantErr, nil)
+}
+
+// benchRTEach is benchRT with before run ahead of every call, if not nil;
+// it then also reports call-ns/op, the time of the calls alone.
+func benchRTEach(b *testing.B, rt http.RoundTripper, url string, wantErr bool, before func()) {
 	req, _ := http.NewRequest("GET", url, nil)
 	req.Header.Set(httpmw.DefaultPartitionHeader, "customer-42")
 	b.ReportAllocs()
 	b.ResetTimer()
+	var inCalls time.Duration
 	for b.Loop() {
+		var start time.Time
+		if before != nil {
+			before()
+			start = time.Now()
+		}
 		resp, err := rt.RoundTrip(req)
+		if before != nil {
+			inCalls += time.Since(start)
+		}
 		if wantErr {
 			if err == nil && resp.StatusCode < 500 {
 				b.Fatal("want a failure")
@@ -101,6 +117,9 @@ func benchRT(b *testing.B, rt http.RoundTripper, url string, wantErr bool) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+	if before != nil {
+		b.ReportMetric(float64(inCalls.Nanoseconds())/float64(b.N), "call-ns/op")
+	}
 }
 
 // BenchmarkStub: the success path in process, against a canned response.
@@ -114,6 +133,28 @@ func BenchmarkStub(b *testing.B) {
 		benchRT(b, rampartPreset(b, next, "127.0.0.1", 8080, 0, false), "http://orders/item?id=1", false)
 	})
 	runFailsafe(b, next, 5, "http://orders/item?id=1", false)
+}
+
+// BenchmarkStubCold is BenchmarkStub with the core's caches emptied before
+// every call (coldcache.Evict), as the network stack and the server empty
+// them between two calls of a real client: the chain's cost in a busy
+// process is rampart's call-ns/op minus bare's.
+func BenchmarkStubCold(b *testing.B) {
+	next := cannedRT{code: 200}
+	const url = "http://orders/item?id=1"
+	b.Run("bare", func(b *testing.B) { benchRTEach(b, next, url, false, coldcache.Evict) })
+	b.Run("rampart", func(b *testing.B) {
+		benchRTEach(b, rampartPreset(b, next, "127.0.0.1", 8080, 0, true), url, false, coldcache.Evict)
+	})
+	b.Run("rampart-untraced", func(b *testing.B) {
+		benchRTEach(b, rampartPreset(b, next, "127.0.0.1", 8080, 0, false), url, false, coldcache.Evict)
+	})
+	b.Run("failsafe", func(b *testing.B) {
+		if failsafePreset == nil {
+			b.Skip("failsafe-go peer not linked in")
+		}
+		benchRTEach(b, failsafePreset(next, 5), url, false, coldcache.Evict)
+	})
 }
 
 // BenchmarkStubFailure: every attempt answers 503; 3 attempts, near-zero
