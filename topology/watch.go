@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -37,9 +38,14 @@ func WithInterval(d time.Duration) WatchOption {
 // WithJitter sets how far each wait may stray from the interval, as a
 // fraction: each wait is uniform in [interval*(1-f), interval*(1+f)], so a
 // fleet of clients does not poll in step. f is clamped to [0, 0.9]; the
-// default is 0.2.
+// default is 0.2. A NaN f means no jitter.
 func WithJitter(f float64) WatchOption {
-	return func(w *Watcher) { w.jitter = min(max(f, 0), 0.9) }
+	return func(w *Watcher) {
+		if f != f { // NaN: min and max would keep it
+			f = 0
+		}
+		w.jitter = min(max(f, 0), 0.9)
+	}
 }
 
 // WithFetchTimeout bounds each Fetch. Zero or negative means the default,
@@ -192,6 +198,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer w.running.Store(false)
+	if s, ok := w.src.(interface{ closeIdle() }); ok {
+		defer s.closeIdle()
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -211,7 +220,11 @@ func (w *Watcher) wait() time.Duration {
 		return w.interval
 	}
 	f := 1 + w.jitter*(2*rand.Float64()-1)
-	return time.Duration(float64(w.interval) * f)
+	d := float64(w.interval) * f
+	if d >= math.MaxInt64 { // an interval near the largest Duration
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(d)
 }
 
 // poll fetches the source once and applies the result, and reports whether
