@@ -34,7 +34,7 @@ func parse(data []byte, maxBytes int64) (*Map, error) {
 	}
 	var w wireMap
 	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, decodeError(err)
+		return nil, decodeError(locatePartition(data, err))
 	}
 	if w.Epoch == nil {
 		return nil, &ValidationError{Partition: -1, Field: "clusterEpoch", Problem: "missing clusterEpoch"}
@@ -68,6 +68,38 @@ func tooLarge(maxBytes int64) error {
 	return &ValidationError{Partition: -1,
 		Problem: fmt.Sprintf("payload too large: over the %d-byte cap", maxBytes),
 		Err:     ErrTooLarge}
+}
+
+// locatePartition adds the position to a JSON type error inside a
+// partition, which encoding/json reports as "partitions.partitionIndex"
+// (or "partitions" for an element that is not an object), so that it reads
+// "partitions[1].partitionIndex" as every other problem with a partition
+// does. It decodes the partitions one by one to find the
+// first that fails; any other error is returned as it is.
+func locatePartition(data []byte, err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field != "partitions" && !strings.HasPrefix(te.Field, "partitions.") {
+		return err
+	}
+	var w struct {
+		Partitions []json.RawMessage `json:"partitions"`
+	}
+	if json.Unmarshal(data, &w) != nil {
+		return err // partitions is not a list
+	}
+	for i, raw := range w.Partitions {
+		var p wirePartition
+		var pe *json.UnmarshalTypeError
+		if errors.As(json.Unmarshal(raw, &p), &pe) {
+			at := "partitions[" + strconv.Itoa(i) + "]"
+			if pe.Field != "" {
+				at += "." + pe.Field
+			}
+			pe.Field = at
+			return pe
+		}
+	}
+	return err
 }
 
 // decodeError turns an error of encoding/json into a *ValidationError.
@@ -303,12 +335,14 @@ func parseNode(s string) (addr netip.Addr, port int, problem string) {
 }
 
 // nodeKey is a canonical form of a node, equal for two spellings of the same
-// address and port, or a problem.
+// address and port (an IPv4 address and its IPv4-mapped IPv6 form reach the
+// same host), or a problem.
 func nodeKey(s string) (key, problem string) {
 	addr, port, problem := parseNode(s)
 	if problem != "" {
 		return "", problem
 	}
+	addr = addr.Unmap()
 	if port < 0 {
 		return addr.String(), ""
 	}

@@ -163,8 +163,10 @@ func TestParseRejects(t *testing.T) {
 		{"missing count", []byte(`{"clusterEpoch": 1, "partitions": []}`), "missing partitionCount"},
 		{"epoch float", edit(t, `10294`, `1.5`), "wrong JSON type"},
 		{"epoch huge", edit(t, `10294`, `1e40`), "wrong JSON type"},
-		{"index string", edit(t, `"partitionIndex": 1`, `"partitionIndex": "1"`), "wrong JSON type"},
-		{"replicas not list", edit(t, `["127.0.2.6"]`, `"127.0.2.6"`), "wrong JSON type"},
+		{"index string", edit(t, `"partitionIndex": 1`, `"partitionIndex": "1"`), "partitions[1].partitionIndex: wrong JSON type"},
+		{"replicas not list", edit(t, `["127.0.2.6"]`, `"127.0.2.6"`), "partitions[1].replicaNodeIps: wrong JSON type"},
+		{"partition not object", edit(t, `{"partitionIndex": 2`, `7, {"partitionIndex": 2`), "partitions[2]: wrong JSON type"},
+		{"partitions not list", []byte(`{"clusterEpoch": 1, "partitionCount": 1, "partitions": "x"}`), "partitions: wrong JSON type"},
 		{"missing index", edit(t, `"partitionIndex": 1,`, ``), "missing partitionIndex"},
 		{"missing primary", edit(t, `"primaryNodeIp": "127.0.2.5",`, ``), "missing primary"},
 		{"missing start", edit(t, `"hashRangeStart": "55555556",`, ``), "missing partitions[1].hashRangeStart"},
@@ -184,6 +186,8 @@ func TestParseRejects(t *testing.T) {
 		{"v6 primary as replica", edit(t, `"127.0.2.5", "replicaNodeIps": ["127.0.2.6"]`,
 			`"[::1]:80", "replicaNodeIps": ["[0:0::1]:80"]`), "own replica"},
 		{"duplicate replica spelled twice", edit(t, `["127.0.2.6"]`, `["::2", "0::2"]`), "duplicate replica"},
+		{"duplicate replica v4-mapped", edit(t, `["127.0.2.6"]`, `["127.0.2.6", "::ffff:127.0.2.6"]`), "duplicate replica"},
+		{"primary as v4-mapped replica", edit(t, `["127.0.2.6"]`, `["::ffff:127.0.2.5"]`), "own replica"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
