@@ -9,13 +9,15 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"time"
 )
 
 // Source yields the topology map, typically for a Watcher.
 //
 // Fetch returns the source's current map, already validated (by Parse or
-// Validate). It returns a nil map and a nil error when the map has not
-// changed since the last map it returned (an HTTP 304, say). An error that
+// Validate). It may return a nil map and a nil error when the map has not
+// changed since the last map it returned; a Watcher also ignores a map
+// whose epoch equals the one it uses. An error that
 // matches ErrInvalid means the source answered with a bad payload; any other
 // error means it could not be read. Fetch must honor ctx and be safe to call
 // from one goroutine at a time; implementations here are safe for
@@ -122,9 +124,14 @@ func WithMaxBytes(n int64) HTTPOption {
 
 // HTTP returns a Source that GETs url, the discovery master's
 // /v1/cluster/topology endpoint, on every Fetch. It sends If-None-Match with
-// the ETag of the last map it returned and takes a 304 as "unchanged" (nil,
-// nil). A 200 body is parsed with the size cap; any other status is a fetch
-// error. Bodies are always drained (bounded) and closed.
+// the ETag of the last map it returned and takes a 304 as "unchanged": it
+// yields that map again, which a Watcher already using it ignores, so that
+// several Watchers may share the source. A 200 body is parsed with the size
+// cap; any other status is a fetch error. Bodies are always drained
+// (bounded) and closed.
+//
+// The default client's idle connections are closed when a Watcher's Run
+// returns, so a stopped watcher leaves no connection or goroutine behind.
 func HTTP(url string, opts ...HTTPOption) Source {
 	s := &httpSource{url: url}
 	for _, o := range opts {
@@ -136,11 +143,18 @@ func HTTP(url string, opts ...HTTPOption) Source {
 		s.maxBytes = DefaultMaxBytes
 	}
 	if s.client == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
+		t, ok := http.DefaultTransport.(*http.Transport)
+		if ok {
+			t = t.Clone()
+		} else { // the program replaced DefaultTransport
+			t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true,
+				TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 90 * time.Second}
+		}
 		if s.tls != nil {
 			t.TLSClientConfig = s.tls
 		}
 		s.client = &http.Client{Transport: t}
+		s.ownClient = true
 	}
 	return s
 }
@@ -152,8 +166,19 @@ type httpSource struct {
 	header   http.Header
 	maxBytes int64
 
+	ownClient bool // client is the default one, made by HTTP
+
 	mu   sync.Mutex
 	etag string // ETag of the last map returned
+	last *Map   // the last map returned, yielded again on a 304
+}
+
+// closeIdle closes the idle connections of the source's default client;
+// Watcher.Run calls it when it returns.
+func (s *httpSource) closeIdle() {
+	if s.ownClient {
+		s.client.CloseIdleConnections()
+	}
 }
 
 // maxDrain bounds how much of a discarded body is read to reuse the
@@ -185,7 +210,10 @@ func (s *httpSource) Fetch(ctx context.Context) (*Map, error) {
 	}()
 	switch resp.StatusCode {
 	case http.StatusNotModified:
-		return nil, nil
+		s.mu.Lock()
+		last := s.last
+		s.mu.Unlock()
+		return last, nil
 	case http.StatusOK:
 	default:
 		return nil, fmt.Errorf("topology: GET %s: unexpected status %s", req.URL.Redacted(), resp.Status)
@@ -202,7 +230,7 @@ func (s *httpSource) Fetch(ctx context.Context) (*Map, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.etag = resp.Header.Get("ETag")
+	s.etag, s.last = resp.Header.Get("ETag"), m
 	s.mu.Unlock()
 	return m, nil
 }
