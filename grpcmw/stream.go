@@ -20,8 +20,8 @@ import (
 )
 
 // endStream wraps a ClientStream and calls onEnd exactly once: at the first
-// response message when atFirst is set, when RecvMsg or SendMsg reports the
-// end of the stream, or when the stream's context ends (a caller that
+// response message when atFirst is set, when RecvMsg, SendMsg or Header
+// reports the end of the stream, or when the stream's context ends (a caller that
 // abandons the stream), whichever comes first.
 //
 // A call whose server sends one message (desc.ServerStreams unset: a
@@ -71,6 +71,16 @@ func (s *endStream) RecvMsg(m any) error {
 		s.end(nil)
 	}
 	return err
+}
+
+// Header waits for the wrapped stream's header; an error other than io.EOF
+// ends the stream, as gRPC's rules let the caller stop there.
+func (s *endStream) Header() (metadata.MD, error) {
+	md, err := s.ClientStream.Header()
+	if err != nil && err != io.EOF {
+		s.end(err)
+	}
+	return md, err
 }
 
 // SendMsg sends on the wrapped stream; an error other than io.EOF ends it.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -270,6 +271,43 @@ func TestClientStreamEndsAtReply(t *testing.T) {
 		}
 		if n := logicalSpans(exp, uploadMethod); n != call {
 			t.Fatalf("after call %d: %d calls exported, want %d", call, n, call)
+		}
+	}
+}
+
+// A traced server-streaming call whose Header fails ends there, on a
+// context that never ends: gRPC lets the caller stop at a Header error, so
+// the call is exported then, as an error.
+func TestStreamHeaderErrorEndsCall(t *testing.T) {
+	tr, exp := sampleAll(t)
+	conn, _ := streamServer(t, grpcmw.StreamTracing(tr),
+		grpcmw.StreamRetry(retry.NewPolicy(retry.Policy{MaxAttempts: 1})), grpcmw.StreamAttemptTracing())
+	cs := openServerStream(t, conn, context.Background(), hangDesc, hangMethod, -4) // the server fails it
+	if _, err := cs.Header(); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("Header: %v, want DeadlineExceeded", err)
+	}
+	// The attempt's span is exported as the attempt ends; wait for the
+	// call's, its parent.
+	timeout := time.After(10 * time.Second)
+	for {
+		spans := exp.GetSpans()
+		if len(spans) == 2 {
+			call, attempt := spans[0], spans[1]
+			if call.Parent.SpanID() == attempt.SpanContext.SpanID() {
+				call, attempt = attempt, call
+			}
+			if attempt.Parent.SpanID() != call.SpanContext.SpanID() {
+				t.Fatalf("spans %v and %v: want an attempt and its call", attempt.Name, call.Name)
+			}
+			if call.Status.Code != otelcodes.Error || attempt.Status.Code != otelcodes.Error {
+				t.Errorf("statuses %v, %v; want Error", call.Status.Code, attempt.Status.Code)
+			}
+			return
+		}
+		select {
+		case <-exp.exported:
+		case <-timeout:
+			t.Fatalf("%d spans exported after the Header error, want the attempt's and the call's", len(spans))
 		}
 	}
 }
