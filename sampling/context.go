@@ -117,7 +117,7 @@ func AttemptFromContext(ctx context.Context) (Attempt, bool) {
 	if !ok {
 		return Attempt{}, false
 	}
-	return Attempt{r: r, gen: r.call.gen}, true
+	return Attempt{r: r, gen: r.gen}, true
 }
 
 // pseudoSpan is the non-recording span that a context of an unsampled call

@@ -548,3 +548,33 @@ func TestUnsampledAllocs(t *testing.T) {
 		t.Fatalf("allocs/op: %v without Inject (want 0), %v with Inject (want ≤ 1)", noInject, withInject)
 	}
 }
+
+// TestWithoutPoolingKeepsContexts: without pooling, the contexts of a call
+// keep working after End, with the span context they had, whether the call
+// was sampled or not; its Attempt handles are void.
+func TestWithoutPoolingKeepsContexts(t *testing.T) {
+	for _, ratio := range []float64{0, 1} {
+		e := newEnv(t, ratio, sampling.WithoutPooling())
+		parent, cancel := context.WithCancel(context.Background())
+		ctx, c := e.tr.Start(parent, "call", trace.SpanKindClient)
+		actx, a := c.StartAttempt(ctx, "10.0.0.1:80", 0)
+		callSC, attSC := trace.SpanContextFromContext(ctx), trace.SpanContextFromContext(actx)
+		a.End(sampling.Success, nil, 0)
+		c.End(nil)
+
+		if got := trace.SpanContextFromContext(ctx); !got.Equal(callSC) {
+			t.Errorf("ratio %v: call context's span %v after End, was %v", ratio, got, callSC)
+		}
+		if got := trace.SpanContextFromContext(actx); !got.Equal(attSC) {
+			t.Errorf("ratio %v: attempt context's span %v after End, was %v", ratio, got, attSC)
+		}
+		cancel()
+		<-actx.Done() // the contexts still follow their parent
+		if ctx.Err() != context.Canceled || actx.Err() != context.Canceled {
+			t.Errorf("ratio %v: Err() = %v, %v after the parent's cancel", ratio, ctx.Err(), actx.Err())
+		}
+		if got, ok := sampling.AttemptFromContext(actx); !ok || got.Number() != 0 {
+			t.Errorf("ratio %v: AttemptFromContext after End = %v, attempt %d; want a void attempt", ratio, ok, got.Number())
+		}
+	}
+}

@@ -312,6 +312,7 @@ type rejection struct {
 // attemptRec is one entry of the attempt log.
 type attemptRec struct {
 	call      *Call
+	gen       uint32 // the call's generation when the attempt started
 	n         int
 	node      string
 	partition int
@@ -526,7 +527,7 @@ func (c *Call) newRec() *attemptRec {
 		r.pseudo.call = c
 		c.extra = append(c.extra, r)
 	}
-	r.n = c.nAtt
+	r.n, r.gen = c.nAtt, c.gen
 	return r
 }
 
@@ -742,10 +743,14 @@ func (c *Call) End(err error) {
 	if m := t.metrics; m != nil {
 		m.Call(&c.node, outcome, c.policy, c.end.Sub(c.start))
 	}
-	c.reset()
-	if !t.noPool {
-		t.pool.Put(c)
+	if t.noPool {
+		// Never reused: its contexts keep what they carry; only its
+		// Attempt handles, and those its contexts yield, become void.
+		c.gen++
+		return
 	}
+	c.reset()
+	t.pool.Put(c)
 }
 
 func (c *Call) outcome(err error) Outcome {
