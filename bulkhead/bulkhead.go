@@ -151,9 +151,14 @@ func (b *Bulkhead) Config() Config { return b.cfg }
 // A Permit is a small value: copy it freely. The zero Permit holds nothing
 // and its Release does nothing.
 type Permit struct {
-	s   *slot
-	gen uint64
+	s      *slot
+	gen    uint64
+	waited time.Duration
 }
+
+// Waited reports how long the Acquire that returned p waited in the queue
+// for its slot, by the bulkhead's clock: 0 when a slot was free at once.
+func (p Permit) Waited() time.Duration { return p.waited }
 
 // Release gives the slot back: to the oldest waiter if there is one, else to
 // the free pool. Only the first Release of a Permit (or of any copy of it)
@@ -335,24 +340,32 @@ func (b *Bulkhead) recycleLocked(w *waiter) {
 // wait blocks a queued caller until it is handed a slot, MaxWait elapses or
 // ctx is done.
 func (b *Bulkhead) wait(ctx context.Context, w *waiter) (Permit, error) {
+	start := b.clock.Now()
 	var expired <-chan time.Time
 	if b.cfg.MaxWait > 0 {
 		c, stop := b.clock.NewTimer(b.cfg.MaxWait)
 		defer stop()
 		expired = c
 	}
+	var (
+		p   Permit
+		err error
+	)
 	select {
 	case s := <-w.ch:
 		b.mu.Lock()
-		p := Permit{s: s, gen: s.gen}
+		p = Permit{s: s, gen: s.gen}
 		b.recycleLocked(w)
 		b.mu.Unlock()
-		return p, nil
 	case <-expired:
-		return b.giveUp(w, ErrWaitTimeout, true)
+		p, err = b.giveUp(w, ErrWaitTimeout, true)
 	case <-ctx.Done():
-		return b.giveUp(w, ctx.Err(), false)
+		p, err = b.giveUp(w, ctx.Err(), false)
 	}
+	if p.s != nil {
+		p.waited = max(b.clock.Now().Sub(start), 1) // it did wait
+	}
+	return p, err
 }
 
 // giveUp leaves the queue after a timeout or a cancellation. If a slot was

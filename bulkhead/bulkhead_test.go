@@ -637,3 +637,27 @@ func TestAsRefusal(t *testing.T) {
 		t.Errorf("AsRefusal(nil) = %v", err)
 	}
 }
+
+// TestPermitWaited: a permit reports how long its Acquire queued, by the
+// bulkhead's clock; a slot free at once waited 0.
+func TestPermitWaited(t *testing.T) {
+	h := newHarness(t, bulkhead.Config{MaxConcurrent: 1, MaxQueue: 1, MaxWait: time.Minute})
+	p, err := h.b.Acquire(context.Background())
+	if err != nil || p.Waited() != 0 {
+		t.Fatalf("Acquire of a free slot: waited %v, %v; want 0, nil", p.Waited(), err)
+	}
+	ch := h.start(context.Background())
+	h.clk.Advance(7 * time.Second)
+	p.Release()
+	r := recv(t, ch)
+	if r.err != nil || r.p.Waited() != 7*time.Second {
+		t.Errorf("queued Acquire: waited %v, %v; want 7s, nil", r.p.Waited(), r.err)
+	}
+	r.p.Release()
+	if q, ok := h.b.TryAcquire(); !ok || q.Waited() != 0 {
+		t.Errorf("TryAcquire: %v, waited %v; want a slot, 0", ok, q.Waited())
+	} else {
+		q.Release()
+	}
+	h.finish()
+}

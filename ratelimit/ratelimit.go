@@ -129,15 +129,23 @@ func (l *Limiter) full(now time.Time) bool {
 // Wait allocates nothing when it returns at once; a call that waits
 // allocates the clock's timer.
 func (l *Limiter) Wait(ctx context.Context) error {
+	_, err := l.Take(ctx)
+	return err
+}
+
+// Take is Wait that also reports how long it waited for its token: the
+// token's delay when Take waited it out, 0 when a token was available at
+// once or when it returns an error.
+func (l *Limiter) Take(ctx context.Context) (waited time.Duration, err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	now := l.clock.Now()
 	if l.lim.AllowN(now, 1) {
-		return nil
+		return 0, nil
 	}
 	if l.cfg.MaxWait == 0 {
-		return ErrLimited
+		return 0, ErrLimited
 	}
 
 	l.mu.Lock()
@@ -145,12 +153,12 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	r := l.lim.ReserveN(now, 1)
 	if !r.OK() { // cannot happen with Burst >= 1; be safe anyway
 		l.mu.Unlock()
-		return ErrLimited
+		return 0, ErrLimited
 	}
 	delay := r.DelayFrom(now)
 	if delay == 0 {
 		l.mu.Unlock()
-		return nil
+		return 0, nil
 	}
 	budget := l.cfg.MaxWait
 	if deadline, ok := ctx.Deadline(); ok {
@@ -159,17 +167,17 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	if delay > budget {
 		r.CancelAt(now)
 		l.mu.Unlock()
-		return ErrLimited
+		return 0, ErrLimited
 	}
 	l.mu.Unlock()
 
 	c, stop := l.clock.NewTimer(delay)
 	select {
 	case <-c:
-		return nil
+		return delay, nil
 	case <-ctx.Done():
 		stop()
 		r.CancelAt(l.clock.Now())
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 }

@@ -426,3 +426,32 @@ func TestNoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeReportsWait: Take returns the delay it waited out, and 0 when a
+// token was there at once or when it fails.
+func TestTakeReportsWait(t *testing.T) {
+	const every = 100 * time.Millisecond
+	h := newHarness(t, ratelimit.Config{Rate: rate.Every(every), Burst: 1, MaxWait: time.Second})
+	if d, err := h.l.Take(context.Background()); d != 0 || err != nil {
+		t.Fatalf("Take with a token: %v, %v; want 0, nil", d, err)
+	}
+	type taken struct {
+		d   time.Duration
+		err error
+	}
+	ch := make(chan taken, 1)
+	go func() {
+		d, err := h.l.Take(context.Background())
+		ch <- taken{d, err}
+	}()
+	h.clk.WaitTimer(t)
+	h.clk.Advance(every)
+	if r := <-ch; r.d != every || r.err != nil {
+		t.Errorf("Take that waited: %v, %v; want %v, nil", r.d, r.err, every)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if d, err := h.l.Take(ctx); d != 0 || err != context.Canceled {
+		t.Errorf("Take on a done context: %v, %v; want 0, Canceled", d, err)
+	}
+}
