@@ -26,8 +26,8 @@ import (
 // makes.
 func UnaryRateLimit(l *ratelimit.Limiter) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		if err := l.Wait(ctx); err != nil {
-			return wrapErr(err, codes.ResourceExhausted, "")
+		if err := takeToken(ctx, l); err != nil {
+			return err
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
@@ -36,11 +36,26 @@ func UnaryRateLimit(l *ratelimit.Limiter) grpc.UnaryClientInterceptor {
 // StreamRateLimit is UnaryRateLimit for streams: one token per stream.
 func StreamRateLimit(l *ratelimit.Limiter) grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		if err := l.Wait(ctx); err != nil {
-			return nil, wrapErr(err, codes.ResourceExhausted, "")
+		if err := takeToken(ctx, l); err != nil {
+			return nil, err
 		}
 		return streamer(ctx, desc, cc, method, opts...)
 	}
+}
+
+// takeToken waits for a token of l, records the wait in the metrics of the
+// call's tracer, if any, and returns a refusal as ResourceExhausted.
+func takeToken(ctx context.Context, l *ratelimit.Limiter) error {
+	waited, err := l.Take(ctx)
+	if err != nil {
+		return wrapErr(err, codes.ResourceExhausted, "")
+	}
+	if waited > 0 {
+		if ts := traceFrom(ctx); ts != nil {
+			ts.metrics.RateLimitWait(ts.sctx, "", waited)
+		}
+	}
+	return nil
 }
 
 // ---- retry ----
@@ -435,13 +450,29 @@ func breakerOutcome(ctx context.Context, err error) breaker.Outcome {
 func UnaryBulkhead(g *bulkhead.Group) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		node := nodeOf(ctx, cc)
-		p, err := g.Get(node).Acquire(ctx)
+		p, err := acquireSlot(ctx, g, node)
 		if err != nil {
-			return wrapErr(queueRefusal(ctx, err), codes.ResourceExhausted, node)
+			return err
 		}
 		defer p.Release() // also if the invoker panics
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
+}
+
+// acquireSlot takes a slot of node's bulkhead in g, records a wait for it
+// in the metrics of the call's tracer, if any, and returns a refusal (see
+// queueRefusal) as ResourceExhausted.
+func acquireSlot(ctx context.Context, g *bulkhead.Group, node string) (bulkhead.Permit, error) {
+	p, err := g.Get(node).Acquire(ctx)
+	if err != nil {
+		return p, wrapErr(queueRefusal(ctx, err), codes.ResourceExhausted, node)
+	}
+	if d := p.Waited(); d > 0 {
+		if ts := traceFrom(ctx); ts != nil {
+			ts.metrics.BulkheadWait(ts.sctx, node, d)
+		}
+	}
+	return p, nil
 }
 
 // queueRefusal returns err, from the bulkhead of the attempt in ctx, as a

@@ -2,17 +2,22 @@ package grpcmw_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
 
 	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/bulkhead"
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
 	"github.com/rampart-go/rampart/internal/metrictest"
+	"github.com/rampart-go/rampart/ratelimit"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 )
@@ -89,5 +94,77 @@ func TestPresetRecordsFailovers(t *testing.T) {
 	})
 	if got != 1 {
 		t.Fatalf("rampart.failovers{from=%s,to=%s} = %v, want 1", primary, replica, got)
+	}
+}
+
+// TestPresetRecordsBudgetRefusals: a retry the budget refuses shows in the
+// budget refusals of the tracer's metrics.
+func TestPresetRecordsBudgetRefusals(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	tracer := sampling.NewTracer(sampling.WithMeterProvider(mp), sampling.WithRatio(0))
+	noRetries := retry.NewBudget(retry.BudgetConfig{Ratio: -1, MinRetries: -1})
+	e := newEnv(t, nil, grpcmw.WithTracer(tracer), grpcmw.WithRetry(&retry.Policy{
+		MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Budget: noRetries}))
+	m := e.w.Current()
+	key := keyFor(t, m, 1)
+	e.c.Node(m.Partitions[1].Primary).SetErrorRate(1)
+	_, err := e.echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
+	if !errors.Is(err, retry.ErrBudget) {
+		t.Fatalf("Echo = %v, want the budget's refusal", err)
+	}
+	if n := metrictest.Total(t, reader, "rampart.retry_budget.refusals", nil); n != 1 {
+		t.Errorf("rampart.retry_budget.refusals = %v, want 1", n)
+	}
+}
+
+// TestRecordsWaits: a call that waited for the rate limiter, and one that
+// waited for a bulkhead slot, show in the wait histograms of the tracer's
+// metrics; a call that did not wait records nothing there.
+func TestRecordsWaits(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	tracer := sampling.NewTracer(sampling.WithMeterProvider(mp), sampling.WithRatio(0))
+	lim, err := ratelimit.New(ratelimit.Config{Rate: rate.Every(20 * time.Millisecond), Burst: 1, MaxWait: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 1, MaxQueue: 1, MaxWait: 10 * time.Second}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, svc := testServer(t, grpc.WithChainUnaryInterceptor(
+		grpcmw.UnaryTracing(tracer), grpcmw.UnaryRateLimit(lim), grpcmw.UnaryBulkhead(g)))
+	call := func(done chan<- error) {
+		done <- conn.Invoke(callCtx(t), blockMethod, &pb.EchoRequest{}, new(pb.EchoReply))
+	}
+	done := make(chan error, 2)
+	go call(done)
+	<-svc.entered // the first call holds the only slot
+	if n := metrictest.Total(t, reader, "rampart.ratelimit.wait.duration", nil); n > 0 {
+		t.Errorf("the first call, which had a token, recorded %v rate-limit waits", n)
+	}
+	lim.Allow() // empty the bucket, however long the first call took
+	go call(done)
+	for deadline := time.Now().Add(10 * time.Second); g.Get(conn.Target()).Queued() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second call never queued")
+		}
+	}
+	svc.release <- struct{}{}
+	<-svc.entered
+	svc.release <- struct{}{}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := metrictest.Total(t, reader, "rampart.ratelimit.wait.duration", nil); n != 1 {
+		t.Errorf("rate-limit waits recorded: %v, want 1", n)
+	}
+	if n := metrictest.Total(t, reader, "rampart.bulkhead.wait.duration", metrictest.Has(sampling.AttrNode, conn.Target())); n != 1 {
+		t.Errorf("bulkhead waits recorded: %v, want 1 (%v)", n, metrictest.Points(t, reader, "rampart.bulkhead.wait.duration"))
 	}
 }

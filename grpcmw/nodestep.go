@@ -53,8 +53,7 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 	var permit bulkhead.Permit
 	if s.bulk != nil {
 		var err error
-		if permit, err = s.bulk.Get(node).Acquire(ctx); err != nil {
-			err = wrapErr(queueRefusal(ctx, err), codes.ResourceExhausted, node)
+		if permit, err = acquireSlot(ctx, s.bulk, node); err != nil {
 			tk.Done(breakerOutcome(ctx, err))
 			return err
 		}

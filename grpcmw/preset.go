@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/bulkhead"
@@ -127,8 +126,8 @@ func (c *unaryChain) unary(ctx context.Context, method string, req, reply any, c
 // untraced runs the steps below tracing.
 func (c *unaryChain) untraced(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
 	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
-			return wrapErr(err, codes.ResourceExhausted, "")
+		if err := takeToken(ctx, c.limiter); err != nil {
+			return err
 		}
 	}
 	if c.policy != nil {

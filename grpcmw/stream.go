@@ -117,9 +117,9 @@ func StreamBreaker(g *breaker.Group) grpc.StreamClientInterceptor {
 func StreamBulkhead(g *bulkhead.Group) grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		node := nodeOf(ctx, cc)
-		p, err := g.Get(node).Acquire(ctx)
+		p, err := acquireSlot(ctx, g, node)
 		if err != nil {
-			return nil, wrapErr(queueRefusal(ctx, err), codes.ResourceExhausted, node)
+			return nil, err
 		}
 		cs, err := streamer(ctx, desc, cc, method, opts...)
 		if err != nil {

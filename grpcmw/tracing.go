@@ -16,6 +16,7 @@ import (
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/bulkhead"
 	"github.com/rampart-go/rampart/ratelimit"
+	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 )
 
@@ -265,6 +266,9 @@ func recordRejection(ts *traceState, err error) {
 	}
 	var p sampling.Policy
 	switch {
+	case errors.Is(err, retry.ErrBudget):
+		p = sampling.PolicyBudget
+		ts.metrics.BudgetRefused(ts.sctx, lastNode(err), -1)
 	case errors.Is(err, ratelimit.ErrLimited):
 		p = sampling.PolicyRateLimit
 		ts.metrics.RateLimited(ts.sctx, "")
@@ -282,6 +286,17 @@ func recordRejection(ts *traceState, err error) {
 		return
 	}
 	ts.call.Rejected(p, err)
+}
+
+// lastNode returns the node of the last attempt of a call the retry step
+// gave up on, when its error names it, or "".
+func lastNode(err error) string {
+	var ex *retry.ExhaustedError
+	var e *Error
+	if errors.As(err, &ex) && errors.As(ex.Last, &e) {
+		return e.Node
+	}
+	return ""
 }
 
 // mdCarrier adapts outgoing metadata to propagation.TextMapCarrier.

@@ -1,8 +1,10 @@
 package httpmw
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/bulkhead"
@@ -183,6 +185,9 @@ func (b *Bulkhead) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	defer p.Release() // also if next panics
+	if d := p.Waited(); d > 0 {
+		bulkheadWaited(r, d)
+	}
 	return b.next.RoundTrip(r)
 }
 
@@ -198,6 +203,13 @@ func (b *Bulkhead) RoundTrip(r *http.Request) (*http.Response, error) {
 type RateLimit struct {
 	next    http.RoundTripper
 	limiter Limiter
+	taker   taker // limiter, if it reports its waits
+}
+
+// taker is a Limiter that reports how long it waited, as
+// *ratelimit.Limiter does: waits are then recorded in the metrics.
+type taker interface {
+	Take(ctx context.Context) (waited time.Duration, err error)
 }
 
 var _ http.RoundTripper = (*RateLimit)(nil)
@@ -209,16 +221,30 @@ func NewRateLimit(next http.RoundTripper, opts ...Option) *RateLimit {
 }
 
 func newRateLimit(next http.RoundTripper, cfg *config) *RateLimit {
-	return &RateLimit{next: ensureHTTP(next), limiter: cfg.limiter}
+	l := &RateLimit{next: ensureHTTP(next), limiter: cfg.limiter}
+	l.taker, _ = cfg.limiter.(taker)
+	return l
 }
 
 // RoundTrip waits for the limiter and sends r.
 func (l *RateLimit) RoundTrip(r *http.Request) (*http.Response, error) {
 	if l.limiter != nil {
-		if err := l.limiter.Wait(r.Context()); err != nil {
+		var (
+			waited time.Duration
+			err    error
+		)
+		if l.taker != nil {
+			waited, err = l.taker.Take(r.Context())
+		} else {
+			err = l.limiter.Wait(r.Context())
+		}
+		if err != nil {
 			closeRequestBody(r)
 			rejected(r, err)
 			return nil, err
+		}
+		if waited > 0 {
+			rateLimitWaited(r, waited)
 		}
 	}
 	return l.next.RoundTrip(r)

@@ -235,6 +235,22 @@ func (c *call) endAttempt(resp *http.Response, err error, waited time.Duration) 
 	c.att.End(o, err, waited)
 }
 
+// bulkheadWaited records in the call's metrics, if any, that r waited d
+// for a slot of its node's bulkhead.
+func bulkheadWaited(r *http.Request, d time.Duration) {
+	if c, _ := r.Context().Value(callKey{}).(*call); c != nil && c.metrics != nil {
+		c.metrics.BulkheadWait(c.tctx, r.URL.Host, d)
+	}
+}
+
+// rateLimitWaited records in the call's metrics, if any, that r waited d
+// for the rate limiter.
+func rateLimitWaited(r *http.Request, d time.Duration) {
+	if c, _ := r.Context().Value(callKey{}).(*call); c != nil && c.metrics != nil {
+		c.metrics.RateLimitWait(c.tctx, "", d)
+	}
+}
+
 // rejected tells the call's tracer, if any, that policy p refused r.
 func rejected(r *http.Request, err error) {
 	c, _ := r.Context().Value(callKey{}).(*call)
