@@ -63,7 +63,9 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
 // one atomic addition to a total kept per attribute set, and the totals are
 // reported when the reader collects. They carry no exemplars; the exemplars
 // of a call are on rampart.call.duration, whose count also equals the number
-// of calls. Every other instrument is synchronous.
+// of calls. Every other instrument is synchronous. The wait histograms
+// count only calls that did wait: the transports record nothing for a call
+// that found a free bulkhead slot or a token at once.
 //
 // Instruments (unit in brackets):
 //
