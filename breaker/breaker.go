@@ -22,6 +22,7 @@ package breaker
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -188,7 +189,8 @@ type Settings struct {
 	MinRequests uint32
 
 	// Window is the length of the rolling window over which a closed
-	// breaker counts outcomes. Zero (or negative) means 10s.
+	// breaker counts outcomes. Zero (or negative) means 10s; it is rounded
+	// down to whole buckets, and capped at 146 years.
 	Window time.Duration
 
 	// WindowBuckets is the number of buckets the window is split into;
@@ -226,6 +228,7 @@ const (
 	defaultMinRequests         = 10
 	defaultWindow              = 10 * time.Second
 	defaultWindowBuckets       = 10
+	maxWindow                  = time.Duration(math.MaxInt64 / 2)
 	defaultTimeout             = 10 * time.Second
 	defaultTimeoutJitter       = 0.2
 	defaultMaxProbes           = 1
@@ -304,18 +307,7 @@ func New(s Settings) *Breaker {
 	if b.timeout <= 0 {
 		b.timeout = defaultTimeout
 	}
-	window := s.Window
-	if window <= 0 {
-		window = defaultWindow
-	}
-	buckets := s.WindowBuckets
-	if buckets <= 0 {
-		buckets = defaultWindowBuckets
-	}
-	bucket := window / time.Duration(buckets)
-	if bucket <= 0 {
-		bucket = window
-	}
+	window, bucket := rollingWindow(s.Window, s.WindowBuckets)
 	probes := s.MaxProbes
 	if probes == 0 {
 		probes = defaultMaxProbes
@@ -340,6 +332,27 @@ func New(s Settings) *Breaker {
 		IsExcluded:    b.isExcluded,
 	})
 	return b
+}
+
+// rollingWindow returns the interval and bucket period to give gobreaker
+// for a window of the given length and number of buckets (defaults for
+// zero or negative values). gobreaker rounds its interval up to whole
+// buckets, so the interval is a whole number of buckets, never longer than
+// the window, and at most half the largest Duration (146 years), so that
+// the rounding cannot overflow.
+func rollingWindow(window time.Duration, buckets int) (interval, bucket time.Duration) {
+	if window <= 0 {
+		window = defaultWindow
+	}
+	window = min(window, maxWindow)
+	if buckets <= 0 {
+		buckets = defaultWindowBuckets
+	}
+	bucket = window / time.Duration(buckets)
+	if bucket <= 0 {
+		bucket = window
+	}
+	return window / bucket * bucket, bucket
 }
 
 // maxJitter returns the largest extra open time, in nanoseconds, for a
@@ -384,8 +397,14 @@ func (b *Breaker) State() State {
 	return s
 }
 
-// Counts returns the counts of the current state (see [Counts]).
-func (b *Breaker) Counts() Counts { return fromGobreaker(b.cb.Counts()) }
+// Counts returns the counts of the current state (see [Counts]), without
+// the outcomes that have left the rolling window.
+func (b *Breaker) Counts() Counts {
+	if State(b.state.Load()) == StateClosed {
+		b.cb.State() // moves gobreaker's rolling window on to now
+	}
+	return fromGobreaker(b.cb.Counts())
+}
 
 // Allow asks the breaker to admit one call. If it does, the caller must
 // call done exactly once with the call's outcome; a half-open probe whose

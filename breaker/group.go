@@ -1,6 +1,7 @@
 package breaker
 
 import (
+	"reflect"
 	"sync"
 	"sync/atomic"
 )
@@ -151,23 +152,14 @@ func (g *Group) observe(key any, fn func(StateChange)) (remove func(), added boo
 	if fn == nil {
 		return func() {}, false
 	}
-	o := &observer{fn: fn, key: key}
-	g.mu.Lock()
-	var list []*observer
-	if cur := g.observers.Load(); cur != nil {
-		if key != nil {
-			for _, x := range *cur {
-				if x.key == key {
-					g.mu.Unlock()
-					return func() {}, false
-				}
-			}
-		}
-		list = append(list, *cur...)
+	if key != nil && !reflect.TypeOf(key).Comparable() {
+		// Panic now, as a map key would, not while comparing under g.mu.
+		panic("breaker: ObserveOnce key of uncomparable type " + reflect.TypeOf(key).String())
 	}
-	list = append(list, o)
-	g.observers.Store(&list)
-	g.mu.Unlock()
+	o := &observer{fn: fn, key: key}
+	if !g.addObserver(o) {
+		return func() {}, false
+	}
 	return func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -183,6 +175,27 @@ func (g *Group) observe(key any, fn func(StateChange)) (remove func(), added boo
 		}
 		g.observers.Store(&next)
 	}, true
+}
+
+// addObserver adds o unless an observer with an equal non-nil key is
+// registered. A key holding an uncomparable value panics with g.mu free.
+func (g *Group) addObserver(o *observer) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var list []*observer
+	if cur := g.observers.Load(); cur != nil {
+		if o.key != nil {
+			for _, x := range *cur {
+				if x.key == o.key {
+					return false
+				}
+			}
+		}
+		list = append(list, *cur...)
+	}
+	list = append(list, o)
+	g.observers.Store(&list)
+	return true
 }
 
 // notify is the OnStateChange of the group's breakers.

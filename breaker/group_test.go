@@ -227,3 +227,30 @@ func TestGroupObserveOnce(t *testing.T) {
 		t.Errorf("after the swap a=%d b=%d, want 1, 1", a, b)
 	}
 }
+
+// TestObserveOnceUncomparableKey: a key that is not comparable panics at
+// once, also as the first key, and leaves the group usable.
+func TestObserveOnceUncomparableKey(t *testing.T) {
+	g := breaker.NewGroup(breaker.Settings{}, 0)
+	for i := range 2 {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("ObserveOnce #%d with a slice key did not panic", i+1)
+				}
+			}()
+			g.ObserveOnce([]int{i}, func(breaker.StateChange) {})
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.Get("x")
+		g.Observe(func(breaker.StateChange) {})()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the group is locked after the panic")
+	}
+}
