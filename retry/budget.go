@@ -52,10 +52,15 @@ type Budget struct {
 	cfg   BudgetConfig
 	clock Clock
 
-	mu    sync.Mutex
-	slots [budgetSlots]budgetSlot
-	stats BudgetStats
+	mu     sync.Mutex
+	origin time.Time // the first use; slots count from it
+	slots  [budgetSlots]budgetSlot
+	stats  BudgetStats
 }
+
+// maxBudgetFloor caps MinRetries: a trillion retries per window is no
+// limit, and a larger floor would overflow the budget's arithmetic.
+const maxBudgetFloor = 1 << 40
 
 type budgetSlot struct {
 	epoch                 int64 // time/slot length of the slot's counts
@@ -96,6 +101,8 @@ func (b *Budget) params() (ratioMilli, floor, slot int64) {
 		floor = DefaultBudgetMinRetries
 	case floor < 0:
 		floor = 0
+	case floor > maxBudgetFloor:
+		floor = maxBudgetFloor // as good as unlimited; floor*1000 cannot overflow
 	}
 	w := b.cfg.Window
 	if w <= 0 {
@@ -112,6 +119,18 @@ func (b *Budget) now() time.Time {
 	return b.clock.Now()
 }
 
+// epoch returns the number of the slot that now falls in, counted from the
+// budget's first use. The system clock's monotonic reading measures it, so
+// a step of the wall clock (an NTP correction) neither refills the budget
+// nor freezes it. b.mu must be held.
+func (b *Budget) epoch(slot int64) int64 {
+	now := b.now()
+	if b.origin.IsZero() {
+		b.origin = now
+	}
+	return int64(now.Sub(b.origin)) / slot
+}
+
 // current returns the slot for epoch, cleared if it held an older epoch.
 // b.mu must be held.
 func (b *Budget) current(epoch int64) *budgetSlot {
@@ -125,9 +144,8 @@ func (b *Budget) current(epoch int64) *budgetSlot {
 // Deposit records one logical call. Policy calls it once per Do.
 func (b *Budget) Deposit() {
 	_, _, slot := b.params()
-	epoch := b.now().UnixNano() / slot
 	b.mu.Lock()
-	b.current(epoch).deposits++
+	b.current(b.epoch(slot)).deposits++
 	b.stats.Deposits++
 	b.mu.Unlock()
 }
@@ -137,8 +155,8 @@ func (b *Budget) Deposit() {
 // MinRetries + Ratio × calls in the window. A refusal is counted in Stats.
 func (b *Budget) Withdraw() bool {
 	ratioMilli, floor, slot := b.params()
-	epoch := b.now().UnixNano() / slot
 	b.mu.Lock()
+	epoch := b.epoch(slot)
 	var dep, wd int64
 	for i := range b.slots {
 		s := &b.slots[i]

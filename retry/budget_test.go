@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -177,5 +178,18 @@ func TestBudgetsConcurrentGet(t *testing.T) {
 	}
 	if bs.Len() != 16 {
 		t.Fatalf("Len = %d, want the bound 16", bs.Len())
+	}
+}
+
+// TestBudgetHugeFloor: a floor too large to count up to is no limit; it
+// used to overflow and refuse every retry.
+func TestBudgetHugeFloor(t *testing.T) {
+	for _, floor := range []int{math.MaxInt, math.MaxInt / 100, 1 << 50} {
+		b := retry.NewBudget(retry.BudgetConfig{MinRetries: floor, Ratio: -1})
+		for i := range 100 {
+			if !b.Withdraw() {
+				t.Fatalf("MinRetries %d: retry %d refused", floor, i+1)
+			}
+		}
 	}
 }
