@@ -4,8 +4,8 @@ import "time"
 
 // Clock is the source of time for a Policy or Budget. The default is the
 // system clock. Tests supply a fake one with [WithClock] so that they advance
-// time rather than sleep. The Policy times its waits and attempt deadlines
-// with it (backoff/v4 only computes the delays, so it needs no clock), and a
+// time rather than sleep. The Policy waits out its backoff delays on its
+// timers (backoff/v4 only computes the delays, so it gets no clock), and a
 // Budget counts its window with it.
 //
 // Implementations must be safe for concurrent use.
