@@ -7,8 +7,11 @@
 //
 // A [Tracer] starts one [Call] per logical call (one request as the caller
 // sees it) and one [Attempt] per try of that call on a node. The call is
-// "errored" when any attempt ended with [Failure] or [Rejected], when a policy
-// refused it ([Call.Rejected]) or when it ends with a non-nil error. An errored
+// "errored" when any attempt ended with [Failure] or [Rejected], when it
+// makes a second attempt (a call is retried only after an attempt that did
+// not succeed, such as a 429 or a ResourceExhausted with pushback, which are
+// [Neutral] for the breaker), when a policy refused it ([Call.Rejected]) or
+// when it ends with a non-nil error. An errored
 // call is always exported with status Error, whatever the head decision was;
 // a call that is not errored is exported only when head-sampled.
 //

@@ -155,6 +155,9 @@ func TestSamplingStatistics(t *testing.T) {
 	kinds := []failing{
 		// A failed attempt, then a successful retry: the call succeeds but is errored.
 		{plan: []try{{"127.0.1.5:8080", sampling.Failure, boom, 0}, {"127.0.1.6:8080", sampling.Success, nil, 20 * time.Millisecond}}},
+		// A throttled attempt (neutral for the breaker, a 429), then a
+		// successful retry: the retry says the call saw an error.
+		{plan: []try{{"127.0.1.5:8080", sampling.Neutral, nil, 0}, {"127.0.1.5:8080", sampling.Success, nil, time.Second}}},
 		// Retries exhausted.
 		{plan: []try{{"127.0.1.5:8080", sampling.Failure, boom, 0}, {"127.0.1.6:8080", sampling.Failure, boom, 10 * time.Millisecond}, {"127.0.1.7:8080", sampling.Failure, boom, 20 * time.Millisecond}}, err: boom},
 		// Breaker open on an attempt.

@@ -498,6 +498,9 @@ func (c *Call) StartAttempt(ctx context.Context, node string, partition int) (co
 		return ctx, Attempt{}
 	}
 	r := c.newRec()
+	if r.n > 1 { // a retry: an earlier attempt did not succeed
+		c.errored = true
+	}
 	r.node, r.partition = node, partition
 	r.start = c.t.nowAfter(c.start)
 	r.ctx = ctxNode{parent: ctx, call: c, att: r}
