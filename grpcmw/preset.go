@@ -2,8 +2,10 @@ package grpcmw
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/bulkhead"
@@ -12,6 +14,10 @@ import (
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 )
+
+// reconnectBackoff is the preset's backoff between attempts to reconnect
+// to a node (see DialOptions).
+var reconnectBackoff = backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second}
 
 // DialOptions returns the dial options of the canonical chain, outermost
 // first: tracing → rate limit → retry → failover → breaker → bulkhead, as
@@ -30,6 +36,14 @@ import (
 // is the whole setup. It always disables gRPC's own retries
 // (grpc.WithDisableRetry): they would multiply rampart's attempts. Give
 // transport credentials and other dial options alongside.
+//
+// With a topology it also bounds the backoff between attempts to reconnect
+// to a node: from 100ms, growing 1.6 times with 20% jitter, up to 2s.
+// gRPC's default grows to two minutes, so a primary back from a long outage
+// would stay unused, and its partition unwritable, for up to that long; a
+// node that stays down now gets a connection attempt every 2s or so from
+// each client. Put your own grpc.WithConnectParams after these options to
+// choose otherwise.
 func DialOptions(opts ...Option) []grpc.DialOption {
 	dial, unary, stream := newPreset(newConfig(opts))
 	return append(dial,
@@ -69,7 +83,8 @@ func newPreset(c *config) (dial []grpc.DialOption, unary *unaryChain, stream []g
 	if r != nil {
 		dial = append(dial,
 			grpc.WithResolvers(r),
-			grpc.WithDefaultServiceConfig(ServiceConfig))
+			grpc.WithDefaultServiceConfig(ServiceConfig),
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnectBackoff, MinConnectTimeout: 20 * time.Second}))
 		stream = append(stream, StreamFailover(r))
 	}
 	step := &chain.step
