@@ -21,8 +21,20 @@ func check(r Result) []Check {
 		cs = append(cs, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
 	}
 	add("failed_calls == error_spans", r.FailedCalls == r.ErrorSpans, "%d failed calls, %d error spans", r.FailedCalls, r.ErrorSpans)
+	// Every call that failed, or retried after a failed attempt, is
+	// exported as an error (the tracer also knows of local rejections the
+	// load generator cannot see, hence >=).
+	add("error_call_spans >= calls_with_errors", r.ErrorCallSpans >= r.CallsWithErrors,
+		"%d error call spans, %d calls with errors", r.ErrorCallSpans, r.CallsWithErrors)
 	add("body_mismatches == 0", r.BodyMismatches == 0, "%d", r.BodyMismatches)
 	add("leaked_goroutines == 0", r.LeakedGoroutines == 0, "%d", r.LeakedGoroutines)
+	if r.HealedAt > 0 && r.CallsAfterHeal > 0 {
+		// The fault is over for the last quarter of the run: a second after
+		// the heal, calls succeed again (breakers closed, connections back).
+		// A run too short to leave calls that late is not held to it.
+		add("recovered: success_after_heal >= 0.95", r.SuccessAfterHeal >= 0.95,
+			"%.3f of %d calls started 1s or more after the heal at %.1fs", r.SuccessAfterHeal, r.CallsAfterHeal, r.HealedAt)
+	}
 	switch r.Scenario {
 	case "primary-crash":
 		add("read_availability >= 0.999", r.ReadAvailability >= 0.999, "%.5f", r.ReadAvailability)

@@ -19,6 +19,14 @@ func TestScenarioChecks(t *testing.T) {
 		{"outage-recovery",
 			func(r *Result) { r.AttemptsPerCallFault = 0.9; r.MaxProbesInHalfOpen = 2 },
 			func(r *Result) { r.AttemptsPerCallFault = 0.9; r.MaxProbesInHalfOpen = 3 }},
+		// Healed, but calls still fail at the end of the run.
+		{"outage-recovery",
+			func(r *Result) { r.HealedAt, r.CallsAfterHeal, r.SuccessAfterHeal = 6, 200, 0.99 },
+			func(r *Result) { r.HealedAt, r.CallsAfterHeal, r.SuccessAfterHeal = 6, 200, 0.7 }},
+		// A call that saw an error was not exported.
+		{"brownout",
+			func(r *Result) { r.ReadAvailability, r.CallsWithErrors, r.ErrorCallSpans = 1, 10, 12 },
+			func(r *Result) { r.ReadAvailability, r.CallsWithErrors, r.ErrorCallSpans = 1, 10, 9 }},
 		{"slow-node",
 			func(r *Result) { r.ReadP99ms = 257 },
 			func(r *Result) { r.ReadP99ms = 3000 }},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -70,7 +71,7 @@ type scenario struct {
 	// inject breaks something at 1/4 of the run and returns the nodes it
 	// touched; heal, when not nil, runs at 3/4.
 	inject func(c *clustertest.Cluster, m *topology.Map) []*clustertest.Node
-	heal   func(nodes []*clustertest.Node)
+	heal   func(nodes []*clustertest.Node) error
 }
 
 var scenarios = []scenario{
@@ -106,10 +107,12 @@ var scenarios = []scenario{
 			}
 			return nodes
 		},
-		heal: func(nodes []*clustertest.Node) {
+		heal: func(nodes []*clustertest.Node) error {
+			var errs []error
 			for _, n := range nodes {
-				_ = n.Recover()
+				errs = append(errs, n.Recover())
 			}
+			return errors.Join(errs...)
 		},
 	},
 	{
@@ -134,10 +137,11 @@ var scenarios = []scenario{
 	},
 }
 
-func healAll(nodes []*clustertest.Node) {
+func healAll(nodes []*clustertest.Node) error {
 	for _, n := range nodes {
 		n.Heal()
 	}
+	return nil
 }
 
 func scenarioByName(name string) (scenario, bool) {
@@ -177,7 +181,7 @@ func runScenario(ctx context.Context, sc scenario, cfg drillConfig) (Result, err
 		return res, err
 	}
 
-	rec := newRecorder(time.Now())
+	rec := newRecorder(time.Now(), cfg.Duration)
 	load := &loadGen{client: cl, rec: rec, rate: cfg.Rate, writeRatio: cfg.WriteRatio, grpcRatio: cfg.GRPCRatio,
 		rng: mrand.New(mrand.NewPCG(cfg.Seed, uint64(len(sc.name))))}
 
@@ -203,8 +207,14 @@ func runScenario(ctx context.Context, sc scenario, cfg drillConfig) (Result, err
 		rec.setFault(true)
 		touched = sc.inject(cluster, m)
 		if sc.heal != nil && phase(cfg.Duration*3/4) {
-			sc.heal(touched)
-			rec.setFault(false)
+			if err := sc.heal(touched); err != nil {
+				stopLoad()
+				wg.Wait()
+				load.wait()
+				cl.close()
+				return res, fmt.Errorf("heal: %w", err)
+			}
+			rec.setHealed(time.Now())
 		}
 	}
 	<-runCtx.Done()
@@ -218,6 +228,7 @@ func runScenario(ctx context.Context, sc scenario, cfg drillConfig) (Result, err
 		res.BadTraceparents += n.BadTraceparents()
 	}
 	res.EpochChanges = epochChanges.Load()
+	res.ShedCalls = load.shed.Load()
 	rec.fill(&res)
 	res.Nodes = cl.nodes
 	cl.fill(ctx, &res)
@@ -472,6 +483,7 @@ type loadGen struct {
 	inflight   sync.WaitGroup
 	slots      chan struct{}
 	seq        atomic.Int64
+	shed       atomic.Int64 // calls not sent: maxInFlight calls were in flight
 }
 
 func (l *loadGen) run(ctx context.Context) {
@@ -488,7 +500,8 @@ func (l *loadGen) run(ctx context.Context) {
 		select {
 		case l.slots <- struct{}{}:
 		default:
-			continue // every slot busy: the open loop sheds this call
+			l.shed.Add(1) // every slot busy: the open loop sheds this call
+			continue
 		}
 		key := fmt.Sprintf("user-%d", l.rng.IntN(10000))
 		write := l.rng.Float64() < l.writeRatio

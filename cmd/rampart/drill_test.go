@@ -143,4 +143,27 @@ func TestTopologyCommands(t *testing.T) {
 	if code := run(context.Background(), []string{"drill", "--scenario", "nope"}, &out, &errb); code != 2 {
 		t.Errorf("unknown scenario: exit %d", code)
 	}
+	// A rate the load generator cannot tick at is refused (it used to panic).
+	if code := run(context.Background(), []string{"drill", "--rate", "2000000000"}, &out, &errb); code != 2 {
+		t.Errorf("--rate 2000000000: exit %d", code)
+	}
+}
+
+// TestDrillNeedsThreePartitions: a valid map with fewer partitions than the
+// scenarios break is refused up front; it used to panic mid-scenario.
+func TestDrillNeedsThreePartitions(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "two.json")
+	two := `{"clusterEpoch":1,"masterNodeId":"m","partitionCount":2,"partitions":[
+	 {"partitionIndex":0,"primaryNodeIp":"127.0.1.5","replicaNodeIps":["127.0.1.6"],"hashRangeStart":"00000000","hashRangeEnd":"7fffffff"},
+	 {"partitionIndex":1,"primaryNodeIp":"127.0.2.5","replicaNodeIps":["127.0.2.6"],"hashRangeStart":"80000000","hashRangeEnd":"ffffffff"}]}`
+	if err := os.WriteFile(f, []byte(two), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"drill", "--topology", f, "--duration", "2s"}, &out, &errb); code != 2 {
+		t.Fatalf("2-partition map: exit %d (%s)", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "at least 3 partitions") {
+		t.Errorf("error %q does not say what the map lacks", errb.String())
+	}
 }

@@ -11,6 +11,15 @@ import (
 	"time"
 )
 
+const (
+	// maxRate bounds --rate: the load generator ticks once per call, and
+	// sheds calls past maxInFlight at once.
+	maxRate = 10000
+	// minPartitions is what the scenarios need: they break partitions 0,
+	// 1 and 2 of the map.
+	minPartitions = 3
+)
+
 // runDrillCmd parses the drill's flags, runs the chosen scenarios and prints
 // or writes their results.
 func runDrillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -36,8 +45,8 @@ func runDrillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "rampart drill: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if *dur < 2*time.Second || *rateFlag < 1 || *writes < 0 || *writes > 1 || *grpcShare < 0 || *grpcShare > 1 {
-		fmt.Fprintln(stderr, "rampart drill: --duration must be at least 2s, --rate at least 1, --writes and --grpc within [0,1]")
+	if *dur < 2*time.Second || *rateFlag < 1 || *rateFlag > maxRate || !(*writes >= 0 && *writes <= 1) || !(*grpcShare >= 0 && *grpcShare <= 1) {
+		fmt.Fprintf(stderr, "rampart drill: --duration must be at least 2s, --rate within [1,%d], --writes and --grpc within [0,1]\n", maxRate)
 		return 2
 	}
 	var run []scenario
@@ -57,6 +66,11 @@ func runDrillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err != nil {
 		fmt.Fprintf(stderr, "rampart drill: topology: %v\n", err)
 		return 1
+	}
+	if len(m.Partitions) < minPartitions {
+		fmt.Fprintf(stderr, "rampart drill: topology: the scenarios break partitions 0, 1 and 2: the map needs at least %d partitions, it has %d\n",
+			minPartitions, len(m.Partitions))
+		return 2
 	}
 	cfg := drillConfig{Duration: *dur, Rate: *rateFlag, WriteRatio: *writes, GRPCRatio: *grpcShare, Map: m, Seed: *seed}
 	if isTerminal(os.Stderr) && stderr == io.Writer(os.Stderr) {
@@ -109,8 +123,8 @@ func withoutTimeline(r Result) Result {
 }
 
 func printSummary(w io.Writer, r Result) {
-	fmt.Fprintf(w, "%-16s calls=%d read_avail=%.4f write_avail=%.4f attempts/call=%.3f p50=%.1fms p99=%.1fms failovers=%d breaker_opens=%d failed=%d error_spans=%d sampled_ok_spans=%d body_mismatches=%d leaked_goroutines=%d epoch_changes=%d\n",
-		r.Scenario, r.Calls, r.ReadAvailability, r.WriteAvailability, r.AttemptsPerCall, r.P50ms, r.P99ms,
+	fmt.Fprintf(w, "%-16s calls=%d shed=%d read_avail=%.4f write_avail=%.4f attempts/call=%.3f p50=%.1fms p99=%.1fms failovers=%d breaker_opens=%d failed=%d error_spans=%d sampled_ok_spans=%d body_mismatches=%d leaked_goroutines=%d epoch_changes=%d\n",
+		r.Scenario, r.Calls, r.ShedCalls, r.ReadAvailability, r.WriteAvailability, r.AttemptsPerCall, r.P50ms, r.P99ms,
 		r.Failovers, r.BreakerOpens, r.FailedCalls, r.ErrorSpans, r.SampledSuccessSpans, r.BodyMismatches,
 		r.LeakedGoroutines, r.EpochChanges)
 	for _, c := range r.Checks {

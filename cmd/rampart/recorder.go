@@ -11,17 +11,26 @@ import (
 type recorder struct {
 	mu      sync.Mutex
 	start   time.Time
-	buckets []bucket
+	buckets []bucket // one per second of the run, made up front
 
 	reads, writes      int64
 	readsOK, writesOK  int64
 	failed             int64
+	sawErrors          int64     // calls that failed or retried after an error
 	all, readLat       []float64 // milliseconds
 	maxWriteOverDeadMs float64
 	faultCalls         int64
 	faultAttempts      int64
 	inFault            bool
+	healed             time.Time // when the fault was healed, if it was
+	recovered, recOK   int64     // calls started recoverySettle after the heal
 }
+
+// recoverySettle is how long after a heal the drill expects calls to
+// succeed again: breakers half-open and probe, and gRPC reconnects (the
+// preset's reconnect backoff is at most 2s, and nodes come back within
+// about a second of a short outage).
+const recoverySettle = time.Second
 
 type bucket struct {
 	calls, ok, attempts int64
@@ -30,17 +39,19 @@ type bucket struct {
 	breakers            []int
 }
 
-func newRecorder(start time.Time) *recorder { return &recorder{start: start} }
+// newRecorder returns a recorder for a run of the given length from start:
+// one bucket per second, the last one partial if the length is not whole
+// seconds.
+func newRecorder(start time.Time, length time.Duration) *recorder {
+	n := max(1, int((length+time.Second-1)/time.Second))
+	return &recorder{start: start, buckets: make([]bucket, n)}
+}
 
+// bucketAt returns the bucket of the second t falls in. Calls that end after
+// the run (those in flight when it ended) count in its last second.
 func (r *recorder) bucketAt(t time.Time) *bucket {
 	i := int(t.Sub(r.start) / time.Second)
-	if i < 0 {
-		i = 0
-	}
-	for len(r.buckets) <= i {
-		r.buckets = append(r.buckets, bucket{})
-	}
-	return &r.buckets[i]
+	return &r.buckets[max(0, min(i, len(r.buckets)-1))]
 }
 
 // call records one logical call that ended at end after lat, using attempts
@@ -57,6 +68,9 @@ func (r *recorder) call(end time.Time, read, ok bool, lat time.Duration, attempt
 		b.ok++
 	} else {
 		r.failed++
+	}
+	if !ok || attempts > 1 { // a retry follows a failed attempt
+		r.sawErrors++
 	}
 	r.all = append(r.all, ms)
 	if read {
@@ -78,6 +92,12 @@ func (r *recorder) call(end time.Time, read, ok bool, lat time.Duration, attempt
 		r.faultCalls++
 		r.faultAttempts += int64(attempts)
 	}
+	if !r.healed.IsZero() && !end.Add(-lat).Before(r.healed.Add(recoverySettle)) {
+		r.recovered++
+		if ok {
+			r.recOK++
+		}
+	}
 }
 
 // setFault marks whether calls recorded from now on fall in the fault window.
@@ -87,13 +107,29 @@ func (r *recorder) setFault(on bool) {
 	r.mu.Unlock()
 }
 
-// sample records the cluster epoch and the breaker states seen at t.
+// setHealed records that the fault was healed at t.
+func (r *recorder) setHealed(t time.Time) {
+	r.mu.Lock()
+	r.inFault, r.healed = false, t
+	r.mu.Unlock()
+}
+
+// sample records the cluster epoch and the breaker states seen at t. A
+// second keeps its last epoch and, per node, the worst state seen in it (0
+// closed, 1 half-open, 2 open): a breaker open for less than a second still
+// shows.
 func (r *recorder) sample(t time.Time, epoch int64, breakers []int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b := r.bucketAt(t)
 	b.epoch = epoch
-	b.breakers = breakers
+	if len(b.breakers) != len(breakers) {
+		b.breakers = slices.Clone(breakers)
+		return
+	}
+	for i, s := range breakers {
+		b.breakers[i] = max(b.breakers[i], s)
+	}
 }
 
 // lastSecond returns the figures of the bucket that ended most recently, for
@@ -118,12 +154,18 @@ func (r *recorder) fill(res *Result) {
 	res.ReadAvailability = ratio(r.readsOK, r.reads)
 	res.WriteAvailability = ratio(r.writesOK, r.writes)
 	res.FailedCalls = r.failed
+	res.CallsWithErrors = r.sawErrors
 	res.P50ms = round3(percentile(r.all, 0.50))
 	res.P99ms = round3(percentile(r.all, 0.99))
 	res.ReadP99ms = round3(percentile(r.readLat, 0.99))
 	res.MaxWriteOverDeadline = round3(max(0, r.maxWriteOverDeadMs))
 	if r.faultCalls > 0 {
 		res.AttemptsPerCallFault = round3(float64(r.faultAttempts) / float64(r.faultCalls))
+	}
+	if !r.healed.IsZero() {
+		res.HealedAt = round3(r.healed.Sub(r.start).Seconds())
+		res.CallsAfterHeal = r.recovered
+		res.SuccessAfterHeal = round3(ratio(r.recOK, r.recovered))
 	}
 	var epoch int64
 	var breakers []int
