@@ -67,14 +67,14 @@ func parseRetryAfter(v string, now func() time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if v[0] >= '0' && v[0] <= '9' {
-		n := 0
+		var n int64 // below 2^30 times 10, plus 9: fits, on 32-bit builds too
 		for i := 0; i < len(v); i++ {
 			c := v[i]
 			if c < '0' || c > '9' {
 				return 0, false
 			}
 			if n < maxRetryAfterSeconds {
-				n = n*10 + int(c-'0')
+				n = n*10 + int64(c-'0')
 			}
 		}
 		if n > maxRetryAfterSeconds {

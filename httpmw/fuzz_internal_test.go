@@ -45,3 +45,14 @@ func FuzzParseRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+// TestRetryAfterHugeSeconds: a delta past the cap is capped, not wrapped
+// into a negative delay (which on 32-bit builds read as "do not retry").
+func TestRetryAfterHugeSeconds(t *testing.T) {
+	for _, v := range []string{"2147483648", "4294967296", "99999999999999999999"} {
+		d, ok := parseRetryAfter(v, time.Now)
+		if !ok || d != maxRetryAfterSeconds*time.Second {
+			t.Errorf("parseRetryAfter(%q) = %v, %v; want the cap, true", v, d, ok)
+		}
+	}
+}
