@@ -2,6 +2,7 @@ package httpmw
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"net/url"
 
@@ -14,10 +15,10 @@ import (
 // WithMaxAttempts.
 type overrides struct {
 	key           string
+	maxAttempts   int32
 	hasKey        bool
 	retryWrite    bool
 	failoverWrite bool
-	maxAttempts   int
 }
 
 type overridesKey struct{}
@@ -64,7 +65,8 @@ func WithMaxAttempts(ctx context.Context, n int) context.Context {
 	if n < 1 {
 		n = 1
 	}
-	return withOverride(ctx, func(o *overrides) { o.maxAttempts = n })
+	n = min(n, math.MaxInt32)
+	return withOverride(ctx, func(o *overrides) { o.maxAttempts = int32(n) })
 }
 
 // isRead reports whether method is safe, and therefore served by replicas.
@@ -122,6 +124,12 @@ type call struct {
 
 	ov overrides
 
+	// The context a Retry layer runs its attempts under: the caller's,
+	// with whatever the caller's own middleware above that layer added (a
+	// value, a deadline). Nil outside a Retry layer. Its end is the
+	// caller's giving up; an attempt's own timeout is not.
+	caller context.Context
+
 	// Failover's memory of this call: the nodes already tried, in order.
 	tried [maxTried]string
 	node  string   // the node of the current attempt, "" if not routed
@@ -136,9 +144,8 @@ type call struct {
 
 	// Set by a Tracing layer for the duration of its RoundTrip; the
 	// sampling call and its context are pooled and never reach a request.
-	trace   *sampling.Call
+	trace   *sampling.Call // its Metrics are the call's metrics
 	tctx    context.Context
-	metrics *sampling.Metrics
 	att     sampling.Attempt
 	tpVal   [1]string // the first attempt's traceparent header value
 	tpBuf   [55]byte  // backs tpVal[0]; written once per call
@@ -149,6 +156,15 @@ type call struct {
 	finished    bool  // the creating layer has returned; the call is over
 	primaryOnly bool  // the current attempt is a write confined to the primary
 	ntried      uint8 // entries of tried in use (packed here: the call fits a 768-byte size class)
+}
+
+// callerErr is the error of the caller's context, nil while the caller
+// waits: the context the retry loop runs under, or the call's parent.
+func (c *call) callerErr() error {
+	if c.caller != nil {
+		return c.caller.Err()
+	}
+	return c.Context.Err()
 }
 
 // Value answers the call's own key and defers to the parent otherwise.

@@ -294,8 +294,8 @@ func (f *Failover) route(s *service, c *call, r *http.Request) error {
 		closeRequestBody(r)
 		return &NodeError{Host: s.Host, Partition: p.Index, Write: c.primaryOnly, Err: err}
 	}
-	if c.metrics != nil && node != nodes[0] {
-		c.metrics.Failover(c.tctx, p.Index, nodes[0], node)
+	if node != nodes[0] {
+		c.trace.Metrics().Failover(c.tctx, p.Index, nodes[0], node) // nil-safe
 	}
 	c.markTried(node)
 	c.node, c.nodes, c.fo = node, nodes, f

@@ -100,8 +100,15 @@ func (rt *Retry) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
+	// The attempts run under r's context: the call's own, or one the
+	// caller's middleware between an outer rampart layer and this one
+	// derived from it, whose values and deadline every attempt keeps.
+	ctx := r.Context()
+	prevCaller := c.caller
+	c.caller = ctx
+	defer func() { c.caller = prevCaller }()
 	maxAttempts := rt.maxAttempts
-	if n := c.ov.maxAttempts; n > 0 && n < maxAttempts {
+	if n := int(c.ov.maxAttempts); n > 0 && n < maxAttempts {
 		maxAttempts = n
 	}
 	if maxAttempts <= 1 || !(isIdempotent(r) || c.ov.retryWrite) {
@@ -112,7 +119,14 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 	var buf []byte
 	hasBody := r.Body != nil && r.Body != http.NoBody
 	if hasBody && r.GetBody == nil {
-		b, whole, err := bufferBody(r.Body, rt.bodyLimit)
+		// Reading the body does not watch ctx: closing it when ctx ends
+		// unblocks the read, as net/http does with a request's body.
+		body := r.Body
+		stop := context.AfterFunc(ctx, func() { _ = body.Close() })
+		b, whole, err := bufferBody(body, rt.bodyLimit)
+		if !stop() { // ctx ended while reading: the body is closed
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			_ = r.Body.Close()
 			return nil, err
@@ -147,7 +161,7 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 
 	var resp *http.Response
 	sent := false // an attempt took r's body, which the layers below close
-	err := pol.DoWithBudget(c, budget, func(ctx context.Context, a retry.Attempt) error {
+	err := pol.DoWithBudget(ctx, budget, func(ctx context.Context, a retry.Attempt) error {
 		sent = true
 		actx := ctx
 		var cancel context.CancelFunc
@@ -224,9 +238,7 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 		}
 		if c.trace != nil && errors.Is(err, retry.ErrBudget) {
 			c.trace.Rejected(sampling.PolicyBudget, err)
-			if c.metrics != nil {
-				c.metrics.BudgetRefused(c.tctx, c.node, c.partition)
-			}
+			c.trace.Metrics().BudgetRefused(c.tctx, c.node, c.partition)
 		}
 		return nil, err
 	}
@@ -256,7 +268,7 @@ func (rt *Retry) single(c *call, r *http.Request) (*http.Response, error) {
 // node's breaker or bulkhead when failover can pick another node) or
 // permanent (caller cancellation, local rejections, routing errors).
 func (rt *Retry) classifyErr(c *call, err error) error {
-	if c.Context.Err() != nil {
+	if c.callerErr() != nil {
 		return retry.Permanent(err) // the caller's context: never retried
 	}
 	if !retryableError(err) {

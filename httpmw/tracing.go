@@ -101,8 +101,8 @@ func (t *Tracing) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	sctx, sc := t.tracer.Start(r.Context(), spanName(r.Method), trace.SpanKindClient)
 	c, r, created := joinCall(r)
-	prevTrace, prevCtx, prevMetrics, prevTP := c.trace, c.tctx, c.metrics, c.plainTP
-	c.trace, c.tctx, c.metrics, c.plainTP = sc, sctx, t.tracer.Metrics(), t.plainTP
+	prevTrace, prevCtx, prevTP := c.trace, c.tctx, c.plainTP
+	c.trace, c.tctx, c.plainTP = sc, sctx, t.plainTP
 	var (
 		resp *http.Response
 		err  error
@@ -116,7 +116,7 @@ func (t *Tracing) RoundTrip(r *http.Request) (*http.Response, error) {
 		c.endAttempt(resp, err, 0)
 	}
 	sc.End(err)
-	c.trace, c.tctx, c.metrics, c.plainTP = prevTrace, prevCtx, prevMetrics, prevTP
+	c.trace, c.tctx, c.plainTP = prevTrace, prevCtx, prevTP
 	if created {
 		c.finished = true
 	}
@@ -225,7 +225,7 @@ func (c *call) endAttempt(resp *http.Response, err error, waited time.Duration) 
 		default:
 			o = sampling.Success
 		}
-	case c.Context.Err() != nil:
+	case c.callerErr() != nil:
 		o = sampling.Canceled
 	case localRejection(err):
 		o = sampling.Rejected
@@ -238,16 +238,16 @@ func (c *call) endAttempt(resp *http.Response, err error, waited time.Duration) 
 // bulkheadWaited records in the call's metrics, if any, that r waited d
 // for a slot of its node's bulkhead.
 func bulkheadWaited(r *http.Request, d time.Duration) {
-	if c, _ := r.Context().Value(callKey{}).(*call); c != nil && c.metrics != nil {
-		c.metrics.BulkheadWait(c.tctx, r.URL.Host, d)
+	if c, _ := r.Context().Value(callKey{}).(*call); c != nil {
+		c.trace.Metrics().BulkheadWait(c.tctx, r.URL.Host, d) // nil-safe
 	}
 }
 
 // rateLimitWaited records in the call's metrics, if any, that r waited d
 // for the rate limiter.
 func rateLimitWaited(r *http.Request, d time.Duration) {
-	if c, _ := r.Context().Value(callKey{}).(*call); c != nil && c.metrics != nil {
-		c.metrics.RateLimitWait(c.tctx, "", d)
+	if c, _ := r.Context().Value(callKey{}).(*call); c != nil {
+		c.trace.Metrics().RateLimitWait(c.tctx, "", d) // nil-safe
 	}
 }
 
@@ -263,14 +263,10 @@ func rejected(r *http.Request, err error) {
 		p = sampling.PolicyBreaker
 	case errors.Is(err, bulkhead.ErrFull):
 		p = sampling.PolicyBulkhead
-		if c.metrics != nil {
-			c.metrics.BulkheadRejected(c.tctx, r.URL.Host)
-		}
+		c.trace.Metrics().BulkheadRejected(c.tctx, r.URL.Host)
 	case errors.Is(err, ratelimit.ErrLimited):
 		p = sampling.PolicyRateLimit
-		if c.metrics != nil {
-			c.metrics.RateLimited(c.tctx, "")
-		}
+		c.trace.Metrics().RateLimited(c.tctx, "")
 	default:
 		return
 	}

@@ -423,6 +423,15 @@ func (c *Call) addAttrs(n int, kv []attribute.KeyValue) {
 // Sampled reports whether the call was head-sampled and has live spans.
 func (c *Call) Sampled() bool { return c != nil && c.live != nil }
 
+// Metrics returns the metrics of the call's Tracer, nil for a nil Call or
+// a Tracer without metrics.
+func (c *Call) Metrics() *Metrics {
+	if c == nil {
+		return nil
+	}
+	return c.t.metrics
+}
+
 // Errored reports whether the call has seen an error so far.
 func (c *Call) Errored() bool { return c != nil && c.errored }
 

@@ -1,0 +1,132 @@
+package httpmw_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rampart-go/rampart/httpmw"
+	"github.com/rampart-go/rampart/retry"
+	"github.com/rampart-go/rampart/sampling"
+)
+
+type mwKey struct{}
+
+// callerMiddlewareChain is Tracing → the caller's own middleware mw →
+// Retry → a recorder of each attempt's context → a real transport.
+func callerMiddlewareChain(t *testing.T, mw func(*http.Request) *http.Request, pol *retry.Policy, seen func(*http.Request)) http.RoundTripper {
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	record := httpmw.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		seen(r)
+		return transport.RoundTrip(r)
+	})
+	own := func(next http.RoundTripper) http.RoundTripper {
+		return httpmw.RoundTripperFunc(func(r *http.Request) (*http.Response, error) { return next.RoundTrip(mw(r)) })
+	}
+	return httpmw.Chain(record, httpmw.TracingMiddleware(httpmw.WithTracer(sampling.NewTracer())), own,
+		httpmw.RetryMiddleware(httpmw.WithRetry(pol)))
+}
+
+// TestCallerMiddlewareContextKept: a value the caller's own middleware adds
+// between two rampart layers reaches every attempt, the retries included
+// (they used to be built from the outer layer's context).
+func TestCallerMiddlewareContextKept(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var values []any
+	rt := callerMiddlewareChain(t, func(r *http.Request) *http.Request {
+		return r.WithContext(context.WithValue(r.Context(), mwKey{}, "v"))
+	}, fastRetry(3), func(r *http.Request) {
+		mu.Lock()
+		values = append(values, r.Context().Value(mwKey{}))
+		mu.Unlock()
+	})
+	resp, err := (&http.Client{Transport: rt}).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(values) != 2 || values[0] != "v" || values[1] != "v" {
+		t.Errorf("the attempts saw %v, want the middleware's value in both", values)
+	}
+}
+
+// TestCallerMiddlewareDeadline: a deadline the caller's own middleware sets
+// between two rampart layers is the caller's: when it passes, the call ends
+// with it and is not retried (it used to be taken for an attempt timeout).
+func TestCallerMiddlewareDeadline(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	var attempts atomic.Int32
+	pol := fastRetry(3)
+	pol.AttemptTimeout = 10 * time.Second
+	rt := callerMiddlewareChain(t, func(r *http.Request) *http.Request {
+		ctx, cancel := context.WithTimeout(r.Context(), 50*time.Millisecond)
+		_ = cancel // released when the deadline passes
+		return r.WithContext(ctx)
+	}, pol, func(*http.Request) { attempts.Add(1) })
+	resp, err := (&http.Client{Transport: rt}).Get(srv.URL)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("the call outlived the middleware's deadline")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || attempts.Load() != 1 {
+		t.Errorf("err %v after %d attempts; want the deadline after 1", err, attempts.Load())
+	}
+}
+
+// TestBufferingBodyHonoursContext: a body that is buffered for replay and
+// never ends does not hold the call past its context; the body is closed
+// (net/http's own contract for a request's body).
+func TestBufferingBodyHonoursContext(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	transport := &http.Transport{}
+	defer transport.CloseIdleConnections()
+	rt := httpmw.Chain(transport, httpmw.RetryMiddleware(httpmw.WithRetry(fastRetry(3))))
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, srv.URL, pr)
+	req.GetBody = nil
+	done := make(chan error, 1)
+	go func() {
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("RoundTrip = %v, want the context's deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		pw.Close()
+		t.Fatal("RoundTrip still reading the body 10s after its context ended")
+	}
+	if _, err := pw.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("writing to the body after the call: %v, want it closed", err)
+	}
+}
