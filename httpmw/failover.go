@@ -306,6 +306,27 @@ func (f *Failover) route(s *service, c *call, r *http.Request) error {
 	return nil
 }
 
+// logicalHost returns the configured host of the service that routed the
+// current attempt of c: the one whose route table holds c's candidates (or
+// the only service). Errors name it rather than r.Host, which may be a
+// Host header the caller set. It looks instead of the call remembering it,
+// as it serves only errors.
+func (f *Failover) logicalHost(c *call) string {
+	for _, s := range f.services {
+		t := s.table.Load()
+		if t != nil && len(c.nodes) > 0 && c.partition >= 0 && c.partition < len(t.nodes) &&
+			len(t.nodes[c.partition]) > 0 && &t.nodes[c.partition][0] == &c.nodes[0] {
+			return s.Host
+		}
+	}
+	if len(f.services) == 1 {
+		for _, s := range f.services {
+			return s.Host
+		}
+	}
+	return ""
+}
+
 // open reports whether node's breaker is open. It remembers the last
 // breaker looked up in the call, so that the breaker layer below need not
 // look it up again.

@@ -123,10 +123,14 @@ func TestWriteToBusyHalfOpenPrimary(t *testing.T) {
 	// once, outside it.
 	for _, method := range []string{"PUT", "POST"} {
 		req, _ := http.NewRequestWithContext(httpmw.WithPartitionKey(context.Background(), keyFor(t, m, 1)), method, "http://orders/x", nil)
+		req.Host = "vhost.secret" // a Host header of the caller's: never in an error
 		_, err = rt.RoundTrip(req)
 		var ne *httpmw.NodeError
 		if !errors.As(err, &ne) || !ne.Write || ne.Partition != 1 || ne.Host != "orders" || !errors.Is(err, breaker.ErrOpen) {
 			t.Fatalf("%s: err = %v, want a write NodeError for orders partition 1 matching breaker.ErrOpen", method, err)
+		}
+		if strings.Contains(err.Error(), "vhost.secret") {
+			t.Errorf("%s: err %q quotes the Host header", method, err)
 		}
 	}
 	if n := s.count(); n != 0 {

@@ -85,7 +85,7 @@ func (b *Breaker) breakerFor(c *call, r *http.Request) *breaker.Breaker {
 // layers sit above; otherwise err.
 func writeRefused(c *call, r *http.Request, err error) error {
 	if c != nil && c.primaryOnly && c.fo != nil {
-		return &NodeError{Host: r.Host, Partition: c.partition, Write: true, Err: err}
+		return &NodeError{Host: c.fo.logicalHost(c), Partition: c.partition, Write: true, Err: err}
 	}
 	return err
 }
