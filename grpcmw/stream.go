@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rampart-go/rampart/breaker"
@@ -21,8 +22,10 @@ import (
 
 // endStream wraps a ClientStream and calls onEnd exactly once: at the first
 // response message when atFirst is set, when RecvMsg, SendMsg or Header
-// reports the end of the stream, or when the stream's context ends (a caller that
-// abandons the stream), whichever comes first.
+// reports the end of the stream, when the caller's context ends (a caller
+// that abandons the stream), or when the stream's own context ends while
+// none of the caller's calls is in progress (gRPC finished the stream
+// itself: its ClientConn closed), whichever comes first.
 //
 // A call whose server sends one message (desc.ServerStreams unset: a
 // client-streaming call, CloseAndRecv) ends with that message: gRPC reads
@@ -32,7 +35,9 @@ type endStream struct {
 	atFirst bool
 	onEnd   func(err error)
 	ended   atomic.Bool
-	stop    func() bool // unregisters the AfterFunc; read only by end
+	calls   atomic.Int32 // the caller's calls in progress, which see the end themselves
+	stop    func() bool  // unregisters the caller context's AfterFunc
+	stopS   func() bool  // unregisters the stream context's, or nil; read only by end
 }
 
 func newEndStream(ctx context.Context, desc *grpc.StreamDesc, cs grpc.ClientStream, atFirst bool, onEnd func(error)) *endStream {
@@ -40,6 +45,17 @@ func newEndStream(ctx context.Context, desc *grpc.StreamDesc, cs grpc.ClientStre
 	// The AfterFunc may run before AfterFunc returns (a context already
 	// done), so it must not read s.stop.
 	s.stop = context.AfterFunc(ctx, func() { s.finish(ctx.Err()) })
+	if sctx := cs.Context(); sctx != nil && sctx != ctx {
+		// gRPC ends a stream's context when it finishes the stream. Inside
+		// one of the caller's calls, that call reports how it ended; with
+		// none in progress, gRPC finished it on its own (a closing
+		// ClientConn), which the caller's context does not show.
+		s.stopS = context.AfterFunc(sctx, func() {
+			if s.calls.Load() == 0 && s.finish(status.FromContextError(sctx.Err()).Err()) {
+				s.stop()
+			}
+		})
+	}
 	return s
 }
 
@@ -48,19 +64,26 @@ func newEndStream(ctx context.Context, desc *grpc.StreamDesc, cs grpc.ClientStre
 func (s *endStream) end(err error) {
 	if s.ended.CompareAndSwap(false, true) {
 		s.stop()
+		if s.stopS != nil {
+			s.stopS()
+		}
 		s.onEnd(err)
 	}
 }
 
-// finish ends the stream when its context ends.
-func (s *endStream) finish(err error) {
+// finish ends the stream when a context ends, and reports whether it did.
+func (s *endStream) finish(err error) bool {
 	if s.ended.CompareAndSwap(false, true) {
 		s.onEnd(err)
+		return true
 	}
+	return false
 }
 
 // RecvMsg receives from the wrapped stream and notes its end.
 func (s *endStream) RecvMsg(m any) error {
+	s.calls.Add(1)
+	defer s.calls.Add(-1)
 	err := s.ClientStream.RecvMsg(m)
 	switch {
 	case err == io.EOF:
@@ -76,6 +99,8 @@ func (s *endStream) RecvMsg(m any) error {
 // Header waits for the wrapped stream's header; an error other than io.EOF
 // ends the stream, as gRPC's rules let the caller stop there.
 func (s *endStream) Header() (metadata.MD, error) {
+	s.calls.Add(1)
+	defer s.calls.Add(-1)
 	md, err := s.ClientStream.Header()
 	if err != nil && err != io.EOF {
 		s.end(err)
@@ -85,6 +110,8 @@ func (s *endStream) Header() (metadata.MD, error) {
 
 // SendMsg sends on the wrapped stream; an error other than io.EOF ends it.
 func (s *endStream) SendMsg(m any) error {
+	s.calls.Add(1)
+	defer s.calls.Add(-1)
 	err := s.ClientStream.SendMsg(m)
 	if err != nil && err != io.EOF {
 		s.end(err)

@@ -275,6 +275,46 @@ func TestClientStreamEndsAtReply(t *testing.T) {
 	}
 }
 
+// A stream that gRPC finishes itself, because its ClientConn closes while
+// no call of the caller's is in progress, frees its bulkhead slot and its
+// breaker's half-open probe (neutral). Groups outlive a ClientConn: they
+// used to keep both for good, and the breaker refused every later probe.
+func TestStreamEndsWhenClientConnCloses(t *testing.T) {
+	bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1, Timeout: time.Millisecond, TimeoutJitter: -1}, 0)
+	hg, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 4}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, svc := streamServer(t, grpcmw.StreamBreaker(bg), grpcmw.StreamBulkhead(hg))
+	b := bg.Get(conn.Target())
+	tk, err := b.Admit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.Done(breaker.Failure) // open; half-open a millisecond later
+	for b.State() != breaker.StateHalfOpen {
+		time.Sleep(time.Millisecond)
+	}
+	_ = openServerStream(t, conn, context.Background(), hangDesc, hangMethod, 1) // the probe
+	<-svc.hung
+	if _, err := b.Admit(); err == nil {
+		t.Fatal("a second probe was admitted while the stream holds the only one")
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); hg.Get(conn.Target()).InFlight() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the bulkhead slot is still held 10s after the ClientConn closed")
+		}
+	}
+	tk, err = b.Admit()
+	if err != nil {
+		t.Fatalf("the breaker still refuses a probe after the ClientConn closed: %v", err)
+	}
+	tk.Done(breaker.Neutral)
+}
+
 // A traced server-streaming call whose Header fails ends there, on a
 // context that never ends: gRPC lets the caller stop at a Header error, so
 // the call is exported then, as an error.
