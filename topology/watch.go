@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,7 +162,8 @@ func (w *Watcher) Wait(ctx context.Context) (*Map, error) {
 // Subscribe registers fn to be called with each map the watcher puts in use,
 // in epoch order, and returns a function that unregisters it. fn runs on the
 // watcher's goroutine, after Current already returns the new map, under no
-// lock; it must not block long. Subscribe does not replay the map in use:
+// lock; it must not block long. Subscribers are called one after another, in
+// the order they subscribed. Subscribe does not replay the map in use:
 // call Current after Subscribe to learn it.
 func (w *Watcher) Subscribe(fn func(*Map)) (cancel func()) {
 	if fn == nil {
@@ -265,9 +267,14 @@ func (w *Watcher) poll(ctx context.Context) bool {
 		close(w.ready)
 	}
 	w.mu.Lock()
-	fns := make([]func(*Map), 0, len(w.subs))
-	for _, fn := range w.subs {
-		fns = append(fns, fn)
+	ids := make([]uint64, 0, len(w.subs))
+	for id := range w.subs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // in the order they subscribed
+	fns := make([]func(*Map), len(ids))
+	for i, id := range ids {
+		fns[i] = w.subs[id]
 	}
 	w.mu.Unlock()
 	for _, fn := range fns {

@@ -384,3 +384,30 @@ func TestWatcherRealClock(t *testing.T) {
 		t.Errorf("Current epoch %d", w.Current().Epoch)
 	}
 }
+
+// TestSubscribersInOrder: subscribers are called in the order they
+// subscribed, one after another.
+func TestSubscribersInOrder(t *testing.T) {
+	m, err := topology.Parse(mapJSON(t, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := topology.NewWatcher(topology.Static(m), topology.WithInterval(time.Hour))
+	var got []int // written on the watcher goroutine, read after Wait
+	done := make(chan struct{})
+	for i := range 20 {
+		w.Subscribe(func(*topology.Map) {
+			got = append(got, i)
+			if i == 19 {
+				close(done)
+			}
+		})
+	}
+	runWatcher(t, w)
+	<-done
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("subscribers called in the order %v", got)
+		}
+	}
+}
