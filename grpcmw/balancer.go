@@ -298,6 +298,12 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 func (p *picker) pickNode(addr string) (balancer.PickResult, error) {
 	c, ok := p.conns[addr]
 	if !ok {
+		if cur := p.router.watcher.Current(); cur != nil && p.m != nil && cur.Epoch > p.m.Epoch {
+			// The failover step routed by a map this picker predates: the
+			// watcher updates each ClientConn in turn, and this one's new
+			// picker is on its way. Wait for it.
+			return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
+		}
 		return balancer.PickResult{}, status.Error(codes.Unavailable, "grpcmw: node "+addr+" is not in the balancer's topology yet")
 	}
 	switch c.state {

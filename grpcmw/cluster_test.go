@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -515,5 +516,83 @@ func TestFirstMapWaitedFor(t *testing.T) {
 	close(src.open)
 	if err := <-done; err != nil {
 		t.Fatalf("call that waited for the first map: %v", err)
+	}
+}
+
+// mapSource is a topology.Source that yields whatever map it holds.
+type mapSource struct{ m atomic.Pointer[topology.Map] }
+
+func (s *mapSource) Fetch(ctx context.Context) (*topology.Map, error) { return s.m.Load(), ctx.Err() }
+
+// withPartition returns a validated copy of m with epoch and partition i's
+// nodes replaced.
+func withPartition(t *testing.T, m *topology.Map, epoch int64, i int, primary string, replicas ...string) *topology.Map {
+	t.Helper()
+	c := *m
+	c.Epoch = epoch
+	c.Partitions = slices.Clone(m.Partitions)
+	c.Partitions[i].Primary, c.Partitions[i].Replicas = primary, replicas
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+// TestCallAfterEpochChangeWaitsForPicker: a call routed by a new map before
+// its ClientConn's balancer has that map (the watcher updates subscribers
+// one after another) waits for the new picker instead of failing on a node
+// the old picker does not know, and does not count against that node.
+func TestCallAfterEpochChangeWaitsForPicker(t *testing.T) {
+	m := loadMap(t)
+	c := clustertest.New(t, m)
+	x, y := m.Partitions[1].Primary, m.Partitions[1].Replicas[0]
+	src := &mapSource{}
+	src.m.Store(withPartition(t, m, 100, 1, x)) // y is in no map yet
+	v2 := withPartition(t, m, 101, 1, y, x)     // y is partition 1's primary
+	w := topology.NewWatcher(src, topology.WithInterval(5*time.Millisecond))
+	key := keyFor(t, m, 1)
+	var echo atomic.Pointer[pb.EchoClient]
+	type result struct {
+		node string
+		err  error
+	}
+	got := make(chan result, 1)
+	// Subscribed before the ClientConn's resolver, so called first.
+	w.Subscribe(func(nm *topology.Map) {
+		if nm.Epoch != v2.Epoch {
+			return
+		}
+		go func() {
+			reply, err := (*echo.Load()).Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
+			got <- result{reply.GetNode(), err}
+		}()
+		time.Sleep(100 * time.Millisecond) // the call meets this ClientConn's old picker
+	})
+	runWatcher(t, w)
+	bg := breaker.NewGroup(breaker.Settings{}, 0)
+	conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(grpcmw.WithWatcher(w),
+		grpcmw.WithPort(c.GRPCPort()), grpcmw.WithBreakers(bg), grpcmw.WithRetry(&retry.Policy{MaxAttempts: 1})),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	client := pb.NewEchoClient(conn)
+	echo.Store(&client)
+	if reply, err := client.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key)); err != nil || reply.Node != x {
+		t.Fatalf("before the change: %v, %v; want %s", reply, err, x)
+	}
+	src.m.Store(v2)
+	select {
+	case r := <-got:
+		if r.err != nil || r.node != y {
+			t.Fatalf("the call after the change: node %q, %v; want %s", r.node, r.err, y)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call after the change never ended")
+	}
+	yAddr := topology.SplitNode(y, c.GRPCPort())
+	if n := bg.Get(yAddr).Counts().TotalFailures; n != 0 {
+		t.Errorf("%d failures counted against %s, a healthy new primary", n, yAddr)
 	}
 }
