@@ -171,8 +171,8 @@ func (s *service) partitionKey(c *call, r *http.Request) (string, bool) {
 	if c.ov.hasKey {
 		return c.ov.key, true
 	}
-	if vs := r.Header[s.header]; len(vs) > 0 {
-		return vs[0], true
+	if vs := r.Header[s.header]; len(vs) > 0 && vs[0] != "" {
+		return vs[0], true // an empty header is no key (an unset variable, more likely than a key)
 	}
 	return "", false
 }

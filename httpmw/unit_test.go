@@ -337,6 +337,12 @@ func TestFailoverRouting(t *testing.T) {
 	if _, err := do(context.Background(), "GET", "orders"); !errors.Is(err, httpmw.ErrNoPartitionKey) {
 		t.Fatalf("no key: %v", err)
 	}
+	// An empty partition header is no key either, not the key "".
+	empty, _ := http.NewRequest("GET", "http://orders/", nil)
+	empty.Header.Set(httpmw.DefaultPartitionHeader, "")
+	if _, err := fo.RoundTrip(empty); !errors.Is(err, httpmw.ErrNoPartitionKey) {
+		t.Fatalf("empty key header: %v", err)
+	}
 	// Key from the context wins; first attempt goes to the primary.
 	if _, err := do(ctx1, "GET", "orders"); err != nil || s.reqs[1].URL.Host != "127.0.2.5:8080" {
 		t.Fatalf("primary: %v %s", err, s.reqs[1].URL.Host)
