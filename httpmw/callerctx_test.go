@@ -130,3 +130,45 @@ func TestBufferingBodyHonoursContext(t *testing.T) {
 		t.Errorf("writing to the body after the call: %v, want it closed", err)
 	}
 }
+
+// TestUpgradeWithAttemptTimeout: the body of a 101 Switching Protocols
+// response stays an io.ReadWriteCloser through the retry layer's attempt
+// timeout wrapper, so the caller can talk on the upgraded connection.
+func TestUpgradeWithAttemptTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		_ = rw.Flush()
+		_, _ = io.Copy(conn, rw) // echo until the client closes
+	}))
+	defer srv.Close()
+	transport := &http.Transport{}
+	defer transport.CloseIdleConnections()
+	pol := fastRetry(3)
+	pol.AttemptTimeout = time.Minute
+	rt := httpmw.Chain(transport, httpmw.RetryMiddleware(httpmw.WithRetry(pol)))
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rwc, ok := resp.Body.(io.ReadWriteCloser)
+	if resp.StatusCode != http.StatusSwitchingProtocols || !ok {
+		t.Fatalf("status %d, body %T: want 101 and an io.ReadWriteCloser", resp.StatusCode, resp.Body)
+	}
+	if _, err := rwc.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(rwc, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v; want the echo", buf, err)
+	}
+}

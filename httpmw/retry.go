@@ -200,7 +200,7 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 		_, retryable := classifyStatus(res.StatusCode)
 		if !retryable {
 			if cancel != nil {
-				res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
+				res.Body = withCancel(res.Body, cancel)
 			}
 			resp = res
 			return nil
@@ -259,7 +259,7 @@ func (rt *Retry) single(c *call, r *http.Request) (*http.Response, error) {
 		cancel()
 		return nil, err
 	}
-	res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
+	res.Body = withCancel(res.Body, cancel)
 	return res, nil
 }
 
@@ -357,6 +357,25 @@ type prefixBody struct {
 }
 
 func (p *prefixBody) Close() error { return p.closer.Close() }
+
+// withCancel returns body, which releases the attempt's timeout cancel when
+// it is closed or read to its end. The body of a 101 Switching Protocols
+// response is also the connection's writer, and callers type-assert it as
+// an io.ReadWriteCloser: the result keeps that.
+func withCancel(body io.ReadCloser, cancel context.CancelFunc) io.ReadCloser {
+	if rwc, ok := body.(io.ReadWriteCloser); ok {
+		return &cancelRWBody{cancelBody{ReadCloser: rwc, cancel: cancel}, rwc}
+	}
+	return &cancelBody{ReadCloser: body, cancel: cancel}
+}
+
+// cancelRWBody is a cancelBody that writes too.
+type cancelRWBody struct {
+	cancelBody
+	w io.Writer
+}
+
+func (b *cancelRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 // cancelBody releases an attempt's timeout when the response body is closed
 // or read to its end.
