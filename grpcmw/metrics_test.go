@@ -1,14 +1,12 @@
 package grpcmw_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 
@@ -26,10 +24,7 @@ import (
 // records the breaker transitions of its nodes in the tracer's metrics,
 // while the user's own OnStateChange still runs.
 func TestPresetRecordsBreakerTransitions(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	tracer := sampling.NewTracer(sampling.WithMeterProvider(mp), sampling.WithRatio(0))
+	tracer, reader := metrictest.Tracer(t)
 
 	opened := make(chan string, 8)
 	bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1, Timeout: time.Minute,
@@ -73,10 +68,7 @@ func TestPresetRecordsBreakerTransitions(t *testing.T) {
 // past the primary is counted in rampart.failovers, from the primary to the
 // node that took it.
 func TestPresetRecordsFailovers(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	tracer := sampling.NewTracer(sampling.WithMeterProvider(mp), sampling.WithRatio(0))
+	tracer, reader := metrictest.Tracer(t)
 	e := newEnv(t, nil, grpcmw.WithTracer(tracer),
 		grpcmw.WithRetry(&retry.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
 	m := e.w.Current()
@@ -100,10 +92,7 @@ func TestPresetRecordsFailovers(t *testing.T) {
 // TestPresetRecordsBudgetRefusals: a retry the budget refuses shows in the
 // budget refusals of the tracer's metrics.
 func TestPresetRecordsBudgetRefusals(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	tracer := sampling.NewTracer(sampling.WithMeterProvider(mp), sampling.WithRatio(0))
+	tracer, reader := metrictest.Tracer(t)
 	noRetries := retry.NewBudget(retry.BudgetConfig{Ratio: -1, MinRetries: -1})
 	e := newEnv(t, nil, grpcmw.WithTracer(tracer), grpcmw.WithRetry(&retry.Policy{
 		MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Budget: noRetries}))
@@ -123,10 +112,7 @@ func TestPresetRecordsBudgetRefusals(t *testing.T) {
 // waited for a bulkhead slot, show in the wait histograms of the tracer's
 // metrics; a call that did not wait records nothing there.
 func TestRecordsWaits(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	tracer := sampling.NewTracer(sampling.WithMeterProvider(mp), sampling.WithRatio(0))
+	tracer, reader := metrictest.Tracer(t)
 	lim, err := ratelimit.New(ratelimit.Config{Rate: rate.Every(20 * time.Millisecond), Burst: 1, MaxWait: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)

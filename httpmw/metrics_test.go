@@ -1,14 +1,12 @@
 package httpmw_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
 
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"golang.org/x/time/rate"
 
 	"github.com/rampart-go/rampart/breaker"
@@ -30,10 +28,7 @@ func TestPresetRecordsBreakerTransitions(t *testing.T) {
 	defer srv.Close()
 	node := srv.Listener.Addr().String()
 
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	tracer := sampling.NewTracer(sampling.WithMeterProvider(mp), sampling.WithRatio(0))
+	tracer, reader := metrictest.Tracer(t)
 
 	opened := 0
 	bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1, Timeout: time.Minute,
@@ -78,10 +73,7 @@ func TestPresetRecordsWaits(t *testing.T) {
 	defer srv.Close()
 	node := srv.Listener.Addr().String()
 
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	tracer := sampling.NewTracer(sampling.WithMeterProvider(mp), sampling.WithRatio(0))
+	tracer, reader := metrictest.Tracer(t)
 	lim, err := ratelimit.New(ratelimit.Config{Rate: rate.Every(20 * time.Millisecond), Burst: 1, MaxWait: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)

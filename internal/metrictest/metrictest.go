@@ -1,5 +1,6 @@
 // Package metrictest reads, for tests, what an OpenTelemetry SDK
-// ManualReader collected and what a span recorded.
+// ManualReader collected and what a span recorded, and makes the tracer
+// whose metrics such a reader collects.
 package metrictest
 
 import (
@@ -10,7 +11,19 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/rampart-go/rampart/sampling"
 )
+
+// Tracer returns a sampling tracer that samples no successful call, and the
+// manual reader that collects its metrics; its meter provider is shut down
+// when the test ends.
+func Tracer(t testing.TB) (*sampling.Tracer, *sdkmetric.ManualReader) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	return sampling.NewTracer(sampling.WithMeterProvider(mp), sampling.WithRatio(0)), reader
+}
 
 // each collects rd and calls fn with every data point of the metric named
 // name: a sum's or a gauge's value, a histogram's count.
