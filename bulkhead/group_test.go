@@ -96,3 +96,32 @@ func TestGroupGetNoAllocs(t *testing.T) {
 		t.Errorf("Get of an existing key: %v allocs, want 0", n)
 	}
 }
+
+// TestGroupOverflowNeverLooser: a key served by the overflow bulkhead does
+// not get a bulkhead of its own while its calls still hold overflow slots:
+// it would then run more than MaxConcurrent calls at once.
+func TestGroupOverflowNeverLooser(t *testing.T) {
+	g, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, ok := g.Get("a").TryAcquire()
+	if !ok {
+		t.Fatal("a: no slot")
+	}
+	pb, ok := g.Get("b").TryAcquire() // the overflow's slot
+	if !ok {
+		t.Fatal("b: no overflow slot")
+	}
+	pa.Release() // a is idle and could be evicted
+	if p, ok := g.Get("b").TryAcquire(); ok {
+		p.Release()
+		t.Fatal("b ran a second call at once, with MaxConcurrent 1")
+	}
+	pb.Release() // the overflow is idle: b may have its own now
+	p, ok := g.Get("b").TryAcquire()
+	if !ok {
+		t.Fatal("b: no slot once everything was released")
+	}
+	p.Release()
+}

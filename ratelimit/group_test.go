@@ -102,3 +102,27 @@ func TestGroupGetNoAllocs(t *testing.T) {
 		t.Errorf("Get of an existing key: %v allocs, want 0", n)
 	}
 }
+
+// TestGroupOverflowNeverLooser: a key served by the overflow limiter does
+// not get a full bucket of its own while the overflow's is not full again:
+// it would then pass more than Burst calls at once.
+func TestGroupOverflowNeverLooser(t *testing.T) {
+	clk := newFakeClock()
+	g, err := ratelimit.NewGroup(ratelimit.Config{Rate: rate.Every(time.Hour), Burst: 2}, 1, ratelimit.WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Get("a").Allow()
+	clk.Advance(59 * time.Minute) // a is not full yet: not evictable
+	passed := 0
+	for g.Get("b").Allow() { // the overflow limiter
+		passed++
+	}
+	clk.Advance(time.Minute) // a is full again, and evictable
+	for passed < 10 && g.Get("b").Allow() {
+		passed++
+	}
+	if passed != 2 {
+		t.Errorf("b passed %d calls within a minute, want Burst = 2", passed)
+	}
+}

@@ -12,7 +12,9 @@ import "sync"
 // evicts a value that idle reports as indistinguishable from a new one, so
 // eviction loses no state. If none is idle, the new key shares one overflow
 // value with every other key that did not fit; a later Get retries giving the
-// key its own. Getting an existing key takes a read lock and allocates
+// key its own, once the overflow is idle too: until then the calls a key
+// made through the overflow still count there, and a fresh value of its own
+// would let the key exceed its limit. Getting an existing key takes a read lock and allocates
 // nothing. A Group is safe for concurrent use.
 type Group[T any] struct {
 	max  int
@@ -45,7 +47,7 @@ func (g *Group[T]) Get(key string) *T {
 	if v := g.m[key]; v != nil {
 		return v
 	}
-	if len(g.m) >= g.max && !g.evictIdleLocked() {
+	if len(g.m) >= g.max && (g.overflow != nil && !g.idle(g.overflow) || !g.evictIdleLocked()) {
 		if g.overflow == nil {
 			g.overflow = g.make()
 		}
