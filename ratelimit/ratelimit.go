@@ -177,7 +177,12 @@ func (l *Limiter) Take(ctx context.Context) (waited time.Duration, err error) {
 		return delay, nil
 	case <-ctx.Done():
 		stop()
+		// Under l.mu, as the rejections above reserve and cancel: a
+		// rejection's CancelAt between this one's would make x/time/rate
+		// take this reservation for an older one and give nothing back.
+		l.mu.Lock()
 		r.CancelAt(l.clock.Now())
+		l.mu.Unlock()
 		return 0, ctx.Err()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -453,5 +454,56 @@ func TestTakeReportsWait(t *testing.T) {
 	cancel()
 	if d, err := h.l.Take(ctx); d != 0 || err != context.Canceled {
 		t.Errorf("Take on a done context: %v, %v; want 0, Canceled", d, err)
+	}
+}
+
+// TestCancelDuringRejectionsKeepsToken: a waiter that gives up while other
+// calls are being rejected (each reserving a token and cancelling it) gets
+// its token back. Their cancellations used to interleave with its own, and
+// x/time/rate then returned nothing to it: a token lost for a whole period.
+func TestCancelDuringRejectionsKeepsToken(t *testing.T) {
+	for trial := range 100 {
+		h := newHarness(t, ratelimit.Config{Rate: rate.Every(time.Second), Burst: 1, MaxWait: time.Hour})
+		h.drain()
+		ctx, cancel := context.WithCancel(context.Background())
+		ch, _ := h.start(ctx)
+		// A real deadline before the fake clock's time: every Take reserves
+		// the next token, finds it too late and cancels the reservation.
+		rctx, rcancel := context.WithDeadline(context.Background(), time.Now().Add(time.Hour))
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		running := make(chan struct{}, 2)
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 10000 {
+					if _, err := h.l.Take(rctx); err != ratelimit.ErrLimited {
+						t.Errorf("Take = %v, want ErrLimited", err)
+						return
+					}
+					if i == 0 {
+						running <- struct{}{}
+					}
+					select {
+					case <-stop:
+						return
+					default:
+					}
+				}
+			}()
+		}
+		<-running
+		<-running
+		cancel()
+		if err := recvErr(t, ch); err != context.Canceled {
+			t.Fatalf("trial %d: waiter: %v, want Canceled", trial, err)
+		}
+		close(stop)
+		wg.Wait()
+		rcancel()
+		if got := h.l.Tokens(); got != 0 {
+			t.Fatalf("trial %d: Tokens = %v after the waiter gave up, want 0 (its token back)", trial, got)
+		}
 	}
 }
