@@ -120,11 +120,16 @@ func Start(m *topology.Map, opts ...Option) (*Cluster, error) {
 	masterAddr := mg.Addr().String()
 
 	for i, ip := range ips {
-		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip.AsSlice()}}
+		dialer := &net.Dialer{}
+		if ip.Unmap().Is4() == masterIP.Unmap().Is4() {
+			// Heartbeats come from the node's own address when it can reach
+			// the master's; across families (a ::1 node, an IPv4 master) the
+			// system picks, as the report names its node anyway.
+			dialer.LocalAddr = &net.TCPAddr{IP: ip.AsSlice()}
+		}
 		conn, err := grpc.NewClient("passthrough:///"+masterAddr,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-				// Heartbeats come from the node's own address.
 				return dialer.DialContext(ctx, "tcp", addr)
 			}))
 		if err != nil { // only for a bad target or option: cannot happen

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -414,5 +415,25 @@ func TestServedMapParses(t *testing.T) {
 	}
 	if !strings.Contains(body, `"hashRangeStart": "55555556"`) || !strings.Contains(body, `"hashRangeEnd": "ffffffff"`) {
 		t.Errorf("served body lacks 8-hex-digit ranges:\n%s", body)
+	}
+}
+
+// TestIPv6NodeWithIPv4Master: a ::1 node in a map with IPv4 nodes (the
+// master listens on IPv4) reports its heartbeats and stays in the map; it
+// used to dial the master from ::1, fail, and be dropped as dead.
+func TestIPv6NodeWithIPv4Master(t *testing.T) {
+	m, err := topology.Parse([]byte(`{"clusterEpoch":1,"masterNodeId":"m","partitionCount":1,"partitions":[
+	 {"partitionIndex":0,"primaryNodeIp":"127.0.40.1","replicaNodeIps":["::1"],"hashRangeStart":"00000000","hashRangeEnd":"ffffffff"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.New(t, m, fast)
+	for deadline := time.Now().Add(10 * time.Second); c.Node("::1").Heartbeats() < 5; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the ::1 node sent %d heartbeats in 10s", c.Node("::1").Heartbeats())
+		}
+	}
+	if got := c.Map(); got.Epoch != 1 || len(got.Partitions[0].Replicas) != 1 || !c.Live("::1") {
+		t.Errorf("map %+v, ::1 live %v: want epoch 1 with the ::1 replica", got, c.Live("::1"))
 	}
 }

@@ -219,6 +219,10 @@ func (m *master) evaluate(now time.Time) (Change, bool) {
 		return Change{}, false
 	}
 	m.wake()
+	// In address order, so that nodes coming back together get the same
+	// places (and the same primary) every time.
+	slices.SortFunc(dead, compareIP)
+	slices.SortFunc(rejoined, compareIP)
 	for _, ip := range rejoined {
 		for _, p := range m.parts {
 			if i := slices.Index(p.order, ip); i >= 0 {
@@ -231,8 +235,6 @@ func (m *master) evaluate(now time.Time) (Change, bool) {
 	}
 	mp := m.buildMap(m.cur.Epoch + 1)
 	m.publish(mp)
-	slices.SortFunc(dead, compareIP)
-	slices.SortFunc(rejoined, compareIP)
 	return Change{Epoch: mp.Epoch, Dead: dead, Rejoined: rejoined, Map: mp}, true
 }
 
