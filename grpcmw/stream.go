@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rampart-go/rampart/breaker"
@@ -23,9 +22,10 @@ import (
 // endStream wraps a ClientStream and calls onEnd exactly once: at the first
 // response message when atFirst is set, when RecvMsg, SendMsg or Header
 // reports the end of the stream, when the caller's context ends (a caller
-// that abandons the stream), or when the stream's own context ends while
-// none of the caller's calls is in progress (gRPC finished the stream
-// itself: its ClientConn closed), whichever comes first.
+// that abandons the stream), or, for a stream opened with its finishing
+// option (see opts), when gRPC finishes the stream while none of the
+// caller's calls is in progress (its ClientConn closing), whichever comes
+// first.
 //
 // A call whose server sends one message (desc.ServerStreams unset: a
 // client-streaming call, CloseAndRecv) ends with that message: gRPC reads
@@ -35,49 +35,62 @@ type endStream struct {
 	atFirst bool
 	onEnd   func(err error)
 	ended   atomic.Bool
-	calls   atomic.Int32 // the caller's calls in progress, which see the end themselves
-	stop    func() bool  // unregisters the caller context's AfterFunc
-	stopS   func() bool  // unregisters the stream context's, or nil; read only by end
+	calls   atomic.Int32             // the caller's calls in progress, which see the end themselves
+	fin     atomic.Pointer[finished] // how gRPC finished the stream, once it has
+	stop    func() bool              // unregisters the AfterFunc; read only by end
 }
 
-func newEndStream(ctx context.Context, desc *grpc.StreamDesc, cs grpc.ClientStream, atFirst bool, onEnd func(error)) *endStream {
-	s := &endStream{ClientStream: cs, atFirst: atFirst || !desc.ServerStreams, onEnd: onEnd}
+// finished is the status gRPC finished a stream with.
+type finished struct{ err error }
+
+// newEndStream returns the endStream of a stream not opened yet: pass
+// s.opts(opts) to the streamer, then s.start with what it returned.
+func newEndStream(desc *grpc.StreamDesc, atFirst bool, onEnd func(error)) *endStream {
+	return &endStream{atFirst: atFirst || !desc.ServerStreams, onEnd: onEnd}
+}
+
+// opts returns the call options with gRPC's finishing callback added, so
+// that the stream also ends when gRPC finishes it on its own. The callback
+// runs on the goroutine that finishes the stream: inside one of the
+// caller's calls, that call reports the end (and the status is kept for a
+// Header that returns none); outside of them, gRPC finished it itself.
+func (s *endStream) opts(opts []grpc.CallOption) []grpc.CallOption {
+	return append(opts[:len(opts):len(opts)], grpc.OnFinish(func(err error) {
+		s.fin.Store(&finished{err})
+		if s.calls.Load() == 0 {
+			s.finish(err)
+		}
+	}))
+}
+
+// start wraps cs, the stream the streamer returned for s.opts, or ends s
+// with err when it returned none.
+func (s *endStream) start(ctx context.Context, cs grpc.ClientStream, err error) (grpc.ClientStream, error) {
+	if err != nil {
+		s.finish(err)
+		return nil, err
+	}
+	s.ClientStream = cs
 	// The AfterFunc may run before AfterFunc returns (a context already
 	// done), so it must not read s.stop.
 	s.stop = context.AfterFunc(ctx, func() { s.finish(ctx.Err()) })
-	if sctx := cs.Context(); sctx != nil && sctx != ctx {
-		// gRPC ends a stream's context when it finishes the stream. Inside
-		// one of the caller's calls, that call reports how it ended; with
-		// none in progress, gRPC finished it on its own (a closing
-		// ClientConn), which the caller's context does not show.
-		s.stopS = context.AfterFunc(sctx, func() {
-			if s.calls.Load() == 0 && s.finish(status.FromContextError(sctx.Err()).Err()) {
-				s.stop()
-			}
-		})
-	}
-	return s
+	return s, nil
 }
 
-// end ends the stream from its own methods, which run only once
-// newEndStream has returned.
+// end ends the stream from its own methods, which run only once start has
+// returned.
 func (s *endStream) end(err error) {
 	if s.ended.CompareAndSwap(false, true) {
 		s.stop()
-		if s.stopS != nil {
-			s.stopS()
-		}
 		s.onEnd(err)
 	}
 }
 
-// finish ends the stream when a context ends, and reports whether it did.
-func (s *endStream) finish(err error) bool {
+// finish ends the stream when a context ends or gRPC finishes it.
+func (s *endStream) finish(err error) {
 	if s.ended.CompareAndSwap(false, true) {
 		s.onEnd(err)
-		return true
 	}
-	return false
 }
 
 // RecvMsg receives from the wrapped stream and notes its end.
@@ -96,14 +109,21 @@ func (s *endStream) RecvMsg(m any) error {
 	return err
 }
 
-// Header waits for the wrapped stream's header; an error other than io.EOF
-// ends the stream, as gRPC's rules let the caller stop there.
+// Header waits for the wrapped stream's header. An error other than io.EOF
+// ends the stream, as gRPC's rules let the caller stop there; so does no
+// header and no error when gRPC has finished the stream meanwhile (its
+// Header hides the status: it ended before any header).
 func (s *endStream) Header() (metadata.MD, error) {
 	s.calls.Add(1)
 	defer s.calls.Add(-1)
 	md, err := s.ClientStream.Header()
-	if err != nil && err != io.EOF {
+	switch {
+	case err != nil && err != io.EOF:
 		s.end(err)
+	case err == nil && md == nil:
+		if f := s.fin.Load(); f != nil {
+			s.end(f.err)
+		}
 	}
 	return md, err
 }
@@ -130,12 +150,9 @@ func StreamBreaker(g *breaker.Group) grpc.StreamClientInterceptor {
 		if err != nil {
 			return nil, &Error{Code: codes.Unavailable, Node: node, Err: err}
 		}
-		cs, err := streamer(ctx, desc, cc, method, opts...)
-		if err != nil {
-			tk.Done(breakerOutcome(ctx, err))
-			return nil, err
-		}
-		return newEndStream(ctx, desc, cs, true, func(err error) { tk.Done(breakerOutcome(ctx, err)) }), nil
+		es := newEndStream(desc, true, func(err error) { tk.Done(breakerOutcome(ctx, err)) })
+		cs, err := streamer(ctx, desc, cc, method, es.opts(opts)...)
+		return es.start(ctx, cs, err)
 	}
 }
 
@@ -148,12 +165,9 @@ func StreamBulkhead(g *bulkhead.Group) grpc.StreamClientInterceptor {
 		if err != nil {
 			return nil, err
 		}
-		cs, err := streamer(ctx, desc, cc, method, opts...)
-		if err != nil {
-			p.Release()
-			return nil, err
-		}
-		return newEndStream(ctx, desc, cs, false, func(error) { p.Release() }), nil
+		es := newEndStream(desc, false, func(error) { p.Release() })
+		cs, err := streamer(ctx, desc, cc, method, es.opts(opts)...)
+		return es.start(ctx, cs, err)
 	}
 }
 

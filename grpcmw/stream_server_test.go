@@ -315,6 +315,49 @@ func TestStreamEndsWhenClientConnCloses(t *testing.T) {
 	tk.Done(breaker.Neutral)
 }
 
+// A stream that ends before any header, read with Header first: gRPC's
+// Header returns neither header nor error then, and finishes the stream.
+// The stream ends with the real status (a failure for the breaker), also
+// for a caller that stops after Header on a context that never ends.
+func TestStreamEndedBeforeHeader(t *testing.T) {
+	bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1, Timeout: time.Hour}, 0)
+	hg, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 4}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := streamServer(t, grpcmw.StreamBreaker(bg), grpcmw.StreamBulkhead(hg))
+	cs := openServerStream(t, conn, context.Background(), flakyDesc, flakyMethod, 1) // Unavailable, no header
+	if md, err := cs.Header(); md != nil || err != nil {
+		t.Fatalf("Header = %v, %v; want gRPC's nil, nil for a stream over before its header", md, err)
+	}
+	// The caller stops here.
+	if got := bg.Get(conn.Target()).State(); got != breaker.StateOpen {
+		t.Errorf("breaker %v after an Unavailable stream, want open (a failure)", got)
+	}
+	if n := hg.Get(conn.Target()).InFlight(); n != 0 {
+		t.Errorf("%d bulkhead slots held after the stream ended", n)
+	}
+}
+
+// The stream wrappers leave gRPC's own stream retries alone (they used to
+// commit every stream at once, by asking for its context): with a retry
+// policy in the service config, the flaky stream's first Unavailable is
+// retried by gRPC beneath them.
+func TestStreamWrappersKeepGRPCRetries(t *testing.T) {
+	hg, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 4}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := testServer(t, grpc.WithChainStreamInterceptor(grpcmw.StreamBulkhead(hg)),
+		grpc.WithDefaultServiceConfig(`{"methodConfig":[{"name":[{"service":"rampart.test.Streams"}],
+		  "retryPolicy":{"maxAttempts":3,"initialBackoff":"0.01s","maxBackoff":"0.01s","backoffMultiplier":1,"retryableStatusCodes":["UNAVAILABLE"]}}]}`))
+	cs := openServerStream(t, conn, t.Context(), flakyDesc, flakyMethod, 1)
+	var reply pb.StreamReply
+	if err := cs.RecvMsg(&reply); err != nil || reply.Seq != 7 {
+		t.Fatalf("RecvMsg = %v, %v; want gRPC's retry to get the reply", &reply, err)
+	}
+}
+
 // A traced server-streaming call whose Header fails ends there, on a
 // context that never ends: gRPC lets the caller stop at a Header error, so
 // the call is exported then, as an error.

@@ -130,7 +130,9 @@ func StreamTracing(t *sampling.Tracer) grpc.StreamClientInterceptor {
 			tctx.ts.endStream(err)
 			return nil, err
 		}
-		return newEndStream(ctx, desc, cs, false, tctx.ts.endStream), nil
+		// No finishing option here: above the retry step it would reach
+		// every attempt's stream, not the call's.
+		return newEndStream(desc, false, tctx.ts.endStream).start(ctx, cs, nil)
 	}
 }
 
@@ -179,12 +181,9 @@ func StreamAttemptTracing() grpc.StreamClientInterceptor {
 				att.End(attemptOutcome(ctx, err), err, waited)
 			}
 		}
-		cs, err := streamer(ctx, desc, cc, method, opts...)
-		if err != nil {
-			end(err)
-			return nil, err
-		}
-		return newEndStream(ctx, desc, cs, true, end), nil
+		es := newEndStream(desc, true, end)
+		cs, err := streamer(ctx, desc, cc, method, es.opts(opts)...)
+		return es.start(ctx, cs, err)
 	}
 }
 
