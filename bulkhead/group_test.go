@@ -118,6 +118,13 @@ func TestGroupOverflowNeverLooser(t *testing.T) {
 		p.Release()
 		t.Fatal("b ran a second call at once, with MaxConcurrent 1")
 	}
+	// A key the overflow never served gets its own in place of the idle a,
+	// busy overflow or not.
+	pc, ok := g.Get("c").TryAcquire()
+	if !ok {
+		t.Fatal("c, a new key, was refused: it was put on the busy overflow")
+	}
+	pc.Release()
 	pb.Release() // the overflow is idle: b may have its own now
 	p, ok := g.Get("b").TryAcquire()
 	if !ok {
