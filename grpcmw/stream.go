@@ -36,8 +36,9 @@ type endStream struct {
 	onEnd   func(err error)
 	ended   atomic.Bool
 	calls   atomic.Int32             // the caller's calls in progress, which see the end themselves
-	fin     atomic.Pointer[finished] // how gRPC finished the stream, once it has
-	stop    func() bool              // unregisters the AfterFunc; read only by end
+	fin     atomic.Pointer[finished] // how gRPC last finished a stream opened with opts
+	started atomic.Bool              // start returned the stream: set after stop
+	stop    func() bool              // unregisters the AfterFunc
 }
 
 // finished is the status gRPC finished a stream with.
@@ -53,12 +54,16 @@ func newEndStream(desc *grpc.StreamDesc, atFirst bool, onEnd func(error)) *endSt
 // that the stream also ends when gRPC finishes it on its own. The callback
 // runs on the goroutine that finishes the stream: inside one of the
 // caller's calls, that call reports the end (and the status is kept for a
-// Header that returns none); outside of them, gRPC finished it itself.
+// Header that returns none); outside of them, once start has returned the
+// stream, gRPC finished it itself (its ClientConn closing). Before that it
+// is an open that failed, which start reports; below a retry step it may
+// be a failed attempt's, which is not the stream's end.
 func (s *endStream) opts(opts []grpc.CallOption) []grpc.CallOption {
 	return append(opts[:len(opts):len(opts)], grpc.OnFinish(func(err error) {
 		s.fin.Store(&finished{err})
-		if s.calls.Load() == 0 {
-			s.finish(err)
+		if s.started.Load() && s.calls.Load() == 0 && s.ended.CompareAndSwap(false, true) {
+			s.stop()
+			s.onEnd(err)
 		}
 	}))
 }
@@ -74,6 +79,7 @@ func (s *endStream) start(ctx context.Context, cs grpc.ClientStream, err error) 
 	// The AfterFunc may run before AfterFunc returns (a context already
 	// done), so it must not read s.stop.
 	s.stop = context.AfterFunc(ctx, func() { s.finish(ctx.Err()) })
+	s.started.Store(true)
 	return s, nil
 }
 
@@ -86,7 +92,8 @@ func (s *endStream) end(err error) {
 	}
 }
 
-// finish ends the stream when a context ends or gRPC finishes it.
+// finish ends the stream when its context ends, or when it could not be
+// opened.
 func (s *endStream) finish(err error) {
 	if s.ended.CompareAndSwap(false, true) {
 		s.onEnd(err)

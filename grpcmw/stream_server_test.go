@@ -339,6 +339,57 @@ func TestStreamEndedBeforeHeader(t *testing.T) {
 	}
 }
 
+// failOnceCreds fails the first stream open with Unavailable, then lets
+// every open through: a real gRPC open failure the retry step retries.
+type failOnceCreds struct{ n atomic.Int32 }
+
+func (c *failOnceCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	if c.n.Add(1) == 1 {
+		return nil, status.Error(codes.Unavailable, "credentials not ready")
+	}
+	return nil, nil
+}
+
+func (c *failOnceCreds) RequireTransportSecurity() bool { return false }
+
+// Stream wrappers above the retry step (not the preset's order, but
+// allowed) see the finishing of every attempt's stream: an attempt whose
+// open failed and was retried must not end them. The bulkhead keeps its
+// slot while the retried stream is open, and the breaker records the call's
+// success, not the first attempt's failure.
+func TestStreamWrappersAboveRetry(t *testing.T) {
+	bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1, Timeout: time.Hour}, 0)
+	hg, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := streamServer(t, grpcmw.StreamBreaker(bg), grpcmw.StreamBulkhead(hg),
+		grpcmw.StreamRetry(retry.NewPolicy(retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond})))
+	cs, err := conn.NewStream(t.Context(), uploadDesc, uploadMethod, grpc.PerRPCCredentials(&failOnceCreds{}))
+	if err != nil {
+		t.Fatalf("NewStream: %v", err)
+	}
+	if n := hg.Get(conn.Target()).InFlight(); n != 1 {
+		t.Errorf("%d bulkhead slots held while the stream is open, want 1", n)
+	}
+	if err := cs.SendMsg(&pb.EchoRequest{Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	var reply pb.EchoReply
+	if err := cs.RecvMsg(&reply); err != nil || reply.Size != 1 {
+		t.Fatalf("reply %v, %v; want size 1", &reply, err)
+	}
+	if got := bg.Get(conn.Target()).State(); got != breaker.StateClosed {
+		t.Errorf("breaker %v after a call that succeeded, want closed", got)
+	}
+	if n := hg.Get(conn.Target()).InFlight(); n != 0 {
+		t.Errorf("%d bulkhead slots held after the reply", n)
+	}
+}
+
 // The stream wrappers leave gRPC's own stream retries alone (they used to
 // commit every stream at once, by asking for its context): with a retry
 // policy in the service config, the flaky stream's first Unavailable is

@@ -91,6 +91,9 @@ func (g *Group[T]) noteOverflowLocked(key string) {
 	if g.lost {
 		return
 	}
+	if _, ok := g.viaOverflow[key]; ok {
+		return
+	}
 	if len(g.viaOverflow) >= maxTracked {
 		g.lost = true
 		return
