@@ -94,6 +94,16 @@ type Metrics struct {
 	sets                                atomic.Pointer[map[attrKey]*measureOpts]
 	overflow                            *measureOpts
 	callOpts                            [len(outcomeNames)][len(policyNames)]*measureOpts
+	provider                            metric.MeterProvider
+}
+
+// Provider returns the MeterProvider m's instruments come from. Two Metrics
+// of one provider record into the same instruments.
+func (m *Metrics) Provider() metric.MeterProvider {
+	if m == nil {
+		return nil
+	}
+	return m.provider
 }
 
 // attrKey identifies one attribute set; mask says which fields are present.
@@ -168,6 +178,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		return c
 	}
 	m := &Metrics{
+		provider:     mp,
 		calls:        observable("rampart.calls", "Logical calls, by outcome."),
 		attempts:     observable("rampart.attempts", "Attempts sent to nodes, by outcome."),
 		retries:      counter("rampart.retries", "Attempts after the first of a call."),

@@ -4,6 +4,7 @@ package brkobs
 
 import (
 	"context"
+	"reflect"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/sampling"
@@ -11,14 +12,21 @@ import (
 
 // Observe records every state change of g's breakers in m (the
 // rampart.breaker.transitions counter and the rampart.breaker.state
-// gauge), keyed by node, unless g already records into m: presets that
-// share a group and a tracer count each transition once. A nil g or m does
-// nothing.
+// gauge), keyed by node, unless g already records into m's instruments:
+// presets that share a group and a MeterProvider (through one tracer or
+// several) count each transition once. A nil g or m does nothing.
 func Observe(g *breaker.Group, m *sampling.Metrics) {
 	if g == nil || m == nil {
 		return
 	}
-	g.ObserveOnce(m, func(ev breaker.StateChange) {
+	var key any = m
+	if p := m.Provider(); p != nil && reflect.TypeOf(p).Comparable() {
+		key = providerKey{p} // Metrics of one provider share its instruments
+	}
+	g.ObserveOnce(key, func(ev breaker.StateChange) {
 		m.BreakerTransition(context.Background(), ev.Name, int(ev.From), int(ev.To))
 	})
 }
+
+// providerKey keys the observer of a MeterProvider's instruments.
+type providerKey struct{ p any }

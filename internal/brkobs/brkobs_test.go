@@ -39,3 +39,22 @@ func TestObserveOncePerPair(t *testing.T) {
 		}
 	}
 }
+
+// Two tracers on one MeterProvider record into the same instruments: a
+// group they share counts each transition once, not once per tracer.
+func TestObserveOncePerProvider(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	g := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1}, 0)
+	Observe(g, sampling.NewTracer(sampling.WithMeterProvider(mp)).Metrics())
+	Observe(g, sampling.NewTracer(sampling.WithMeterProvider(mp), sampling.WithRatio(1)).Metrics())
+	done, err := g.Get("10.0.0.1:80").Allow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(breaker.Failure) // closed → open
+	if n := metrictest.Total(t, r, "rampart.breaker.transitions", nil); n != 1 {
+		t.Errorf("%v transitions recorded, want 1", n)
+	}
+}
