@@ -141,7 +141,11 @@ func verifyLogicalNames(next http.RoundTripper, cfg *config) http.RoundTripper {
 // Service's Host is reached over https.
 func ServiceTransport(base *http.Transport, hosts ...string) http.RoundTripper {
 	if base == nil {
-		base = http.DefaultTransport.(*http.Transport).Clone()
+		if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+			base = dt.Clone()
+		} else { // the program replaced DefaultTransport
+			base = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+		}
 	}
 	st := &serviceTransport{base: base, byHost: make(map[string]*http.Transport, len(hosts))}
 	for _, h := range hosts {
@@ -177,6 +181,13 @@ func (s *serviceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return s.base.RoundTrip(r)
 	}
 	h := r.Host
+	if c, _ := r.Context().Value(callKey{}).(*call); c != nil && c.fo != nil && c.node != "" && c.node == r.URL.Host {
+		// Routed by failover: the name to verify is the service's, whatever
+		// Host header the caller set for the node.
+		if lh := c.fo.logicalHost(c); lh != "" {
+			h = lh
+		}
+	}
 	if h == "" {
 		h = r.URL.Host
 	}

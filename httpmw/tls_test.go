@@ -66,11 +66,26 @@ func TestTLSVerifiesLogicalName(t *testing.T) {
 		}
 		rt.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 	}
+	// A Host header the caller set (virtual hosting) does not change the
+	// name verified: the service's, not the node IP it would fall back to.
+	rt := httpmw.New(base, httpmw.WithRetry(fastRetry(1)),
+		httpmw.WithService(httpmw.Service{Host: "orders", Topology: httpmw.FixedTopology(m), Port: port}))
+	req, _ := http.NewRequestWithContext(httpmw.WithPartitionKey(context.Background(), "k"), "GET", "https://orders/x", nil)
+	req.Host = "orders-v2.internal"
+	resp, err := rt.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	if he := (x509.HostnameError{}); !errors.As(err, &he) {
+		t.Errorf("orders with Host orders-v2.internal: err = %v, want a hostname verification error (orders is not in the certificate)", err)
+	}
+	rt.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+
 	// A ServiceTransport given the name without its port also serves the
 	// logical host written with one.
 	st := httpmw.ServiceTransport(base, "orders")
 	t.Cleanup(st.(interface{ CloseIdleConnections() }).CloseIdleConnections)
-	rt := httpmw.New(st, httpmw.WithRetry(fastRetry(1)),
+	rt = httpmw.New(st, httpmw.WithRetry(fastRetry(1)),
 		httpmw.WithService(httpmw.Service{Host: "orders:" + portS, Topology: httpmw.FixedTopology(m), Port: port}))
 	var he x509.HostnameError
 	if err := do(rt, "orders:"+portS); !errors.As(err, &he) {
