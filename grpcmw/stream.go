@@ -61,9 +61,8 @@ func newEndStream(desc *grpc.StreamDesc, atFirst bool, onEnd func(error)) *endSt
 func (s *endStream) opts(opts []grpc.CallOption) []grpc.CallOption {
 	return append(opts[:len(opts):len(opts)], grpc.OnFinish(func(err error) {
 		s.fin.Store(&finished{err})
-		if s.started.Load() && s.calls.Load() == 0 && s.ended.CompareAndSwap(false, true) {
-			s.stop()
-			s.onEnd(err)
+		if s.started.Load() && s.calls.Load() == 0 {
+			s.end(err) // start set s.stop before started
 		}
 	}))
 }
@@ -83,8 +82,8 @@ func (s *endStream) start(ctx context.Context, cs grpc.ClientStream, err error) 
 	return s, nil
 }
 
-// end ends the stream from its own methods, which run only once start has
-// returned.
+// end ends the stream from its own methods, or from gRPC's finishing
+// callback, which act only once start has returned (and set s.stop).
 func (s *endStream) end(err error) {
 	if s.ended.CompareAndSwap(false, true) {
 		s.stop()
