@@ -202,8 +202,7 @@ func (b *Bulkhead) RoundTrip(r *http.Request) (*http.Response, error) {
 // RateLimit is safe for concurrent use.
 type RateLimit struct {
 	next    http.RoundTripper
-	limiter Limiter
-	taker   taker // limiter, if it reports its waits
+	limiter taker // nil without a limiter
 }
 
 // taker is a Limiter that reports how long it waited, as
@@ -211,6 +210,12 @@ type RateLimit struct {
 type taker interface {
 	Take(ctx context.Context) (waited time.Duration, err error)
 }
+
+// waitOnly makes a Limiter that does not report its waits a taker that
+// reports none.
+type waitOnly struct{ Limiter }
+
+func (w waitOnly) Take(ctx context.Context) (time.Duration, error) { return 0, w.Wait(ctx) }
 
 var _ http.RoundTripper = (*RateLimit)(nil)
 
@@ -221,23 +226,21 @@ func NewRateLimit(next http.RoundTripper, opts ...Option) *RateLimit {
 }
 
 func newRateLimit(next http.RoundTripper, cfg *config) *RateLimit {
-	l := &RateLimit{next: ensureHTTP(next), limiter: cfg.limiter}
-	l.taker, _ = cfg.limiter.(taker)
+	l := &RateLimit{next: ensureHTTP(next)}
+	switch lim := cfg.limiter.(type) {
+	case nil:
+	case taker:
+		l.limiter = lim
+	default:
+		l.limiter = waitOnly{lim}
+	}
 	return l
 }
 
 // RoundTrip waits for the limiter and sends r.
 func (l *RateLimit) RoundTrip(r *http.Request) (*http.Response, error) {
 	if l.limiter != nil {
-		var (
-			waited time.Duration
-			err    error
-		)
-		if l.taker != nil {
-			waited, err = l.taker.Take(r.Context())
-		} else {
-			err = l.limiter.Wait(r.Context())
-		}
+		waited, err := l.limiter.Take(r.Context())
 		if err != nil {
 			closeRequestBody(r)
 			rejected(r, err)
