@@ -8,6 +8,7 @@ import (
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/internal/brkobs"
+	"github.com/rampart-go/rampart/internal/deftransport"
 )
 
 // New returns next wrapped in the canonical chain, outermost first:
@@ -141,11 +142,7 @@ func verifyLogicalNames(next http.RoundTripper, cfg *config) http.RoundTripper {
 // Service's Host is reached over https.
 func ServiceTransport(base *http.Transport, hosts ...string) http.RoundTripper {
 	if base == nil {
-		if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-			base = dt.Clone()
-		} else { // the program replaced DefaultTransport
-			base = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
-		}
+		base = deftransport.Clone()
 	}
 	st := &serviceTransport{base: base, byHost: make(map[string]*http.Transport, len(hosts))}
 	for _, h := range hosts {

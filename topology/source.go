@@ -9,7 +9,8 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"time"
+
+	"github.com/rampart-go/rampart/internal/deftransport"
 )
 
 // Source yields the topology map, typically for a Watcher.
@@ -143,13 +144,7 @@ func HTTP(url string, opts ...HTTPOption) Source {
 		s.maxBytes = DefaultMaxBytes
 	}
 	if s.client == nil {
-		t, ok := http.DefaultTransport.(*http.Transport)
-		if ok {
-			t = t.Clone()
-		} else { // the program replaced DefaultTransport
-			t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true,
-				TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 90 * time.Second}
-		}
+		t := deftransport.Clone()
 		if s.tls != nil {
 			t.TLSClientConfig = s.tls
 		}
