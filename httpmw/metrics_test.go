@@ -50,15 +50,7 @@ func TestPresetRecordsBreakerTransitions(t *testing.T) {
 		t.Fatalf("breaker of %s: opened %d times, state %v; want opened once", node, opened, bg.Get(node).State())
 	}
 
-	transitions := metrictest.Total(t, reader, "rampart.breaker.transitions",
-		metrictest.All(metrictest.Has(sampling.AttrNode, node), metrictest.Has(sampling.AttrToState, "open")))
-	state := metrictest.Total(t, reader, "rampart.breaker.state", metrictest.Has(sampling.AttrNode, node))
-	if transitions != 1 {
-		t.Errorf("rampart.breaker.transitions{node=%s,to=open} = %v, want 1", node, transitions)
-	}
-	if state != sampling.BreakerOpen {
-		t.Errorf("rampart.breaker.state{node=%s} = %v, want %d (open)", node, state, sampling.BreakerOpen)
-	}
+	metrictest.BreakerOpened(t, reader, node)
 }
 
 // TestPresetRecordsWaits: a call that waited for the rate limiter and for

@@ -128,3 +128,18 @@ func PropagatedSpanID(s sdktrace.ReadOnlySpan) string {
 // propagatedSpanID is sampling.AttrPropagatedSpanID (this package is also
 // used by sampling's own tests, so it does not import sampling).
 const propagatedSpanID = attribute.Key("rampart.propagated_span_id")
+
+// BreakerOpened checks that rd recorded one transition to open for node's
+// breaker and that its state gauge says open.
+func BreakerOpened(t testing.TB, rd *sdkmetric.ManualReader, node string) {
+	t.Helper()
+	transitions := Total(t, rd, "rampart.breaker.transitions",
+		All(Has(sampling.AttrNode, node), Has(sampling.AttrToState, "open")))
+	state := Total(t, rd, "rampart.breaker.state", Has(sampling.AttrNode, node))
+	if transitions != 1 {
+		t.Errorf("rampart.breaker.transitions{node=%s,to=open} = %v, want 1", node, transitions)
+	}
+	if state != sampling.BreakerOpen {
+		t.Errorf("rampart.breaker.state{node=%s} = %v, want %d (open)", node, state, sampling.BreakerOpen)
+	}
+}
