@@ -45,12 +45,26 @@ func countingTransport(tb testing.TB) (*http.Transport, *atomic.Int64) {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			dials.Add(1)
-			return d.DialContext(ctx, network, addr)
+			return loopbackDial(ctx, d, network, addr)
 		},
 		MaxIdleConnsPerHost: 16,
 	}
 	tb.Cleanup(tr.CloseIdleConnections)
 	return tr, &dials
+}
+
+// loopbackDial dials addr with d if it is a loopback IP address, and fails
+// otherwise without a DNS lookup: a request that should have been routed
+// to a node but was passed through fails in the test, not on the network.
+func loopbackDial(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("test dialer: %s is not a loopback address", addr)
+	}
+	return d.DialContext(ctx, network, addr)
 }
 
 type env struct {
@@ -569,5 +583,27 @@ func TestClusterMiddlewareBetweenRetryAndFailover(t *testing.T) {
 	}
 	if n := derived.Load(); n != 2 {
 		t.Errorf("middleware saw %d attempts, want 2", n)
+	}
+}
+
+// Host names ignore case: a request for "ORDERS" (or a service configured
+// as "Orders") is routed like one for "orders", not passed through.
+func TestClusterHostIgnoresCase(t *testing.T) {
+	m := clusterMap(t)
+	c := clustertest.New(t, m)
+	tr, _ := countingTransport(t)
+	rt := httpmw.New(tr, httpmw.WithRetry(fastRetry(1)), httpmw.WithService(httpmw.Service{
+		Host: "Orders", Topology: httpmw.FixedTopology(c.Map()), Port: c.HTTPPort()}))
+	for _, url := range []string{"http://orders/item", "http://ORDERS/item", "http://oRdErS/item"} {
+		ctx := httpmw.WithPartitionKey(context.Background(), keyFor(t, m, 1))
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", url, err) // passed through: no such host
+		}
+		if n := resp.Header.Get(clustertest.HeaderNode); n != "127.0.12.5" {
+			t.Fatalf("%s: served by %q", url, n)
+		}
+		readAll(t, resp)
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"net/textproto"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/internal/firstmap"
@@ -40,7 +42,8 @@ const DefaultPartitionHeader = "X-Partition-Key"
 // its zero value.
 type Service struct {
 	// Host is the logical host as written in request URLs, such as "orders"
-	// or "orders:8443"; requests whose URL.Host equals it are routed.
+	// or "orders:8443"; requests whose URL.Host equals it, ignoring case,
+	// are routed.
 	// Required.
 	Host string
 	// Topology yields the current map of the service's cluster. Required.
@@ -255,7 +258,18 @@ func (f *Failover) service(r *http.Request) *service {
 	if r.URL == nil || len(f.services) == 0 {
 		return nil
 	}
-	return f.services[r.URL.Host]
+	return byHost(f.services, r.URL.Host)
+}
+
+// byHost returns m's value for host h, matched without regard to case: m's
+// keys are lower case. Only a host with an upper-case letter costs a
+// conversion.
+func byHost[V any](m map[string]V, h string) V {
+	v, ok := m[h]
+	if !ok && strings.IndexFunc(h, unicode.IsUpper) >= 0 {
+		v = m[strings.ToLower(h)]
+	}
+	return v
 }
 
 // route picks the node of this attempt and rewrites r, which the call owns,

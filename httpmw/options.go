@@ -3,6 +3,7 @@ package httpmw
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rampart-go/rampart/breaker"
@@ -134,8 +135,8 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithService configures failover for requests whose URL host equals
-// s.Host. It may be given several times, once per logical host; a later one
-// for the same host replaces the earlier. A Service without Host or
+// s.Host, ignoring case as DNS does. It may be given several times, once
+// per logical host; a later one for the same host replaces the earlier. A Service without Host or
 // Topology is ignored.
 func WithService(s Service) Option {
 	return func(c *config) {
@@ -145,7 +146,7 @@ func WithService(s Service) Option {
 		if c.services == nil {
 			c.services = make(map[string]*service)
 		}
-		c.services[s.Host] = newService(s)
+		c.services[strings.ToLower(s.Host)] = newService(s)
 	}
 }
 

@@ -128,7 +128,7 @@ func verifyLogicalNames(next http.RoundTripper, cfg *config) http.RoundTripper {
 
 // ServiceTransport returns a RoundTripper for https logical hosts behind
 // failover. A request whose Host (the logical host failover keeps there,
-// without port) is one of hosts goes through a clone of base whose TLS
+// without port) is one of hosts, ignoring case, goes through a clone of base whose TLS
 // config verifies that name, whatever node address the URL holds; every
 // other request goes through base itself. Each host gets its own clone, so
 // connections verified for one name are never reused for another; within a
@@ -146,6 +146,7 @@ func ServiceTransport(base *http.Transport, hosts ...string) http.RoundTripper {
 	}
 	st := &serviceTransport{base: base, byHost: make(map[string]*http.Transport, len(hosts))}
 	for _, h := range hosts {
+		h = strings.ToLower(h)
 		name := h
 		if hn, _, err := net.SplitHostPort(h); err == nil {
 			name = hn
@@ -188,10 +189,10 @@ func (s *serviceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if h == "" {
 		h = r.URL.Host
 	}
-	t := s.byHost[h]
+	t := byHost(s.byHost, h)
 	if t == nil && strings.IndexByte(h, ':') >= 0 {
 		if name, _, err := net.SplitHostPort(h); err == nil {
-			t = s.byHost[name] // "orders:8443" for a host given as "orders"
+			t = byHost(s.byHost, name) // "orders:8443" for a host given as "orders"
 		}
 	}
 	if t != nil {

@@ -25,6 +25,9 @@ func TestTLSVerifiesLogicalName(t *testing.T) {
 	port, _ := strconv.Atoi(portS)
 	m := singleNodeMap(t, host)
 	base := srv.Client().Transport.(*http.Transport).Clone() // trusts the test CA
+	base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return loopbackDial(ctx, &net.Dialer{}, network, addr)
+	}
 	t.Cleanup(base.CloseIdleConnections)
 
 	do := func(rt http.RoundTripper, logical string) error {
@@ -78,6 +81,15 @@ func TestTLSVerifiesLogicalName(t *testing.T) {
 	}
 	if he := (x509.HostnameError{}); !errors.As(err, &he) {
 		t.Errorf("orders with Host orders-v2.internal: err = %v, want a hostname verification error (orders is not in the certificate)", err)
+	}
+	rt.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+
+	// Names ignore case: a request for EXAMPLE.COM is routed by the
+	// service configured as example.com, and verifies that name.
+	rt = httpmw.New(base, httpmw.WithRetry(fastRetry(1)),
+		httpmw.WithService(httpmw.Service{Host: "example.com", Topology: httpmw.FixedTopology(m), Port: port}))
+	if err := do(rt, "EXAMPLE.COM"); err != nil {
+		t.Errorf("EXAMPLE.COM for a service example.com: %v", err)
 	}
 	rt.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 
