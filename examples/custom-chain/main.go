@@ -71,7 +71,7 @@ func main() {
 	}
 }
 
-func run() error {
+func run() (err error) {
 	// One node is enough: these chains have no failover step.
 	m := &topology.Map{Epoch: 1, PartitionCount: 1, Partitions: []topology.Partition{
 		{Index: 0, Primary: "127.0.16.1", HashStart: 0, HashEnd: 0xffffffff},
@@ -81,7 +81,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer cluster.Close()
+	// Last, once everything that used it is closed: Close reports requests
+	// still in flight, which would mean a leak.
+	defer func() { err = errors.Join(err, cluster.Close()) }()
 	node := cluster.Node("127.0.16.1")
 
 	// The policies: three attempts with a short backoff, and a breaker that

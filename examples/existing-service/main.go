@@ -108,18 +108,18 @@ func main() {
 	}
 }
 
-func run() error {
+func run() (err error) {
 	// The two downstream services, one partition each.
 	inventory, invWatcher, stopInv, err := startService("127.0.13.1", "127.0.13.2")
 	if err != nil {
 		return err
 	}
-	defer stopInv()
+	defer func() { err = errors.Join(err, stopInv()) }()
 	pricing, priceWatcher, stopPrice, err := startService("127.0.14.1", "127.0.14.2")
 	if err != nil {
 		return err
 	}
-	defer stopPrice()
+	defer func() { err = errors.Join(err, stopPrice()) }()
 
 	// The shop, with its clients built by newClient.
 	base := http.DefaultTransport.(*http.Transport).Clone()
@@ -196,8 +196,9 @@ func run() error {
 }
 
 // startService starts a one-partition cluster with a primary and a replica,
-// and a watcher of its topology. stop stops both.
-func startService(primary, replica string) (*clustertest.Cluster, *topology.Watcher, func(), error) {
+// and a watcher of its topology. stop stops both, and returns the
+// cluster's Close error: requests still in flight would mean a leak.
+func startService(primary, replica string) (*clustertest.Cluster, *topology.Watcher, func() error, error) {
 	m := &topology.Map{Epoch: 1, PartitionCount: 1, Partitions: []topology.Partition{
 		{Index: 0, Primary: primary, Replicas: []string{replica}, HashStart: 0, HashEnd: 0xffffffff},
 	}}
@@ -210,16 +211,15 @@ func startService(primary, replica string) (*clustertest.Cluster, *topology.Watc
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = watcher.Run(ctx) }()
-	stop := func() {
+	stop := func() error {
 		cancel()
 		<-done
-		_ = cluster.Close()
+		return cluster.Close()
 	}
 	wait, cancelWait := context.WithTimeout(ctx, 5*time.Second)
 	defer cancelWait()
 	if _, err := watcher.Wait(wait); err != nil {
-		stop()
-		return nil, nil, nil, err
+		return nil, nil, nil, errors.Join(err, stop())
 	}
 	return cluster, watcher, stop, nil
 }

@@ -38,7 +38,7 @@ func main() {
 	}
 }
 
-func run() error {
+func run() (err error) {
 	// Two partitions, each with a primary and a replica, on 127.0.12.x.
 	m := &topology.Map{Epoch: 1, PartitionCount: 2, Partitions: []topology.Partition{
 		{Index: 0, Primary: "127.0.12.1", Replicas: []string{"127.0.12.2"}, HashStart: 0x00000000, HashEnd: 0x7fffffff},
@@ -49,7 +49,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer cluster.Close()
+	// Last, once everything that used it is closed: Close reports requests
+	// still in flight, which would mean a leak.
+	defer func() { err = errors.Join(err, cluster.Close()) }()
 
 	// Follow the master's topology map.
 	watcher := topology.NewWatcher(topology.HTTP(cluster.TopologyURL()), topology.WithInterval(50*time.Millisecond))

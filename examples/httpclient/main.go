@@ -33,7 +33,7 @@ func main() {
 	}
 }
 
-func run() error {
+func run() (err error) {
 	// A cluster of three partitions on loopback, as the discovery master
 	// would describe it. Every node listens on its own 127.0.11.x address.
 	m := &topology.Map{Epoch: 1, PartitionCount: 3, Partitions: []topology.Partition{
@@ -45,7 +45,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer cluster.Close()
+	// Last, once everything that used it is closed: Close reports requests
+	// still in flight, which would mean a leak.
+	defer func() { err = errors.Join(err, cluster.Close()) }()
 
 	// Follow the master's topology map, and wait for the first one.
 	watcher := topology.NewWatcher(topology.HTTP(cluster.TopologyURL()), topology.WithInterval(50*time.Millisecond))

@@ -59,7 +59,7 @@ func main() {
 	}
 }
 
-func run() error {
+func run() (err error) {
 	ctx := context.Background()
 
 	// Telemetry backends on loopback: an OTLP/HTTP receiver and /metrics.
@@ -110,7 +110,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer cluster.Close()
+	// Last, once everything that used it is closed: Close reports requests
+	// still in flight, which would mean a leak.
+	defer func() { err = errors.Join(err, cluster.Close()) }()
 	watcher := topology.NewWatcher(topology.Static(m))
 	watchCtx, stopWatcher := context.WithCancel(ctx)
 	watcherDone := make(chan struct{})
