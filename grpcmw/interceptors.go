@@ -52,7 +52,7 @@ func takeToken(ctx context.Context, l *ratelimit.Limiter) error {
 	}
 	if waited > 0 {
 		if ts := traceFrom(ctx); ts != nil {
-			ts.metrics.RateLimitWait(ts.sctx, "", waited)
+			ts.recordWait(true, "", waited)
 		}
 	}
 	return nil
@@ -469,7 +469,7 @@ func acquireSlot(ctx context.Context, g *bulkhead.Group, node string) (bulkhead.
 	}
 	if d := p.Waited(); d > 0 {
 		if ts := traceFrom(ctx); ts != nil {
-			ts.metrics.BulkheadWait(ts.sctx, node, d)
+			ts.recordWait(false, node, d)
 		}
 	}
 	return p, nil

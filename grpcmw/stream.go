@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rampart-go/rampart/breaker"
@@ -216,6 +217,7 @@ func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
 			policy: pol, route: cfg.route, firstWithin: firstWithin,
 		}
 		if desc.ServerStreams && !desc.ClientStreams {
+			rs.sent = make(chan struct{})
 			return rs, nil // opened lazily, at the first RecvMsg or Header
 		}
 		var cs grpc.ClientStream
@@ -267,8 +269,12 @@ type retryStream struct {
 	req       any
 	hasReq    bool
 	closeSend bool
-	tried     []string
-	release   context.CancelFunc // the committed attempt's context, when it has its own
+	// sent is closed once the caller has given the request or closed the
+	// send side (or the stream is over), so that the attempts can start.
+	sent       chan struct{}
+	sentClosed bool
+	tried      []string
+	release    context.CancelFunc // the committed attempt's context, when it has its own
 }
 
 func (s *retryStream) newAttempt(waited time.Duration) *attemptInfo {
@@ -375,13 +381,45 @@ func (s *retryStream) SendMsg(m any) error {
 		return s.cur.SendMsg(m)
 	}
 	if s.hasReq {
-		return &Error{Code: codes.Internal, Err: errors.New("grpcmw: second message on a server-streaming call")}
+		// An error of the client's own aborts the stream, as gRPC's
+		// SendMsg does: later calls report it and run no attempt.
+		s.started = true
+		s.err = &Error{Code: codes.Internal, Err: errors.New("grpcmw: second message on a server-streaming call")}
+		return s.err
 	}
 	if pm, ok := m.(proto.Message); ok {
 		m = proto.Clone(pm)
 	}
 	s.req, s.hasReq = m, true
+	s.markSent()
 	return nil
+}
+
+// markSent notes that the attempts may start. s.mu is held.
+func (s *retryStream) markSent() {
+	if !s.sentClosed {
+		s.sentClosed = true
+		close(s.sent)
+	}
+}
+
+// awaitRequest waits, without holding s.mu, until the caller has given
+// the request or closed the send side: gRPC lets a caller's RecvMsg (or
+// Header) in one goroutine come before its SendMsg in another, and the
+// attempts replay the request. It returns the caller's context's error,
+// as a status, if that ends first.
+func (s *retryStream) awaitRequest() error {
+	select {
+	case <-s.sent:
+		return nil
+	default:
+	}
+	select {
+	case <-s.sent:
+		return nil
+	case <-s.ctx.Done():
+		return status.FromContextError(s.ctx.Err()).Err()
+	}
 }
 
 // CloseSend is noted until the stream opens.
@@ -395,12 +433,16 @@ func (s *retryStream) CloseSend() error {
 		return s.cur.CloseSend()
 	}
 	s.closeSend = true
+	s.markSent()
 	return nil
 }
 
 // RecvMsg opens the stream on first use, retrying until a first message
 // arrives; later calls read the committed stream.
 func (s *retryStream) RecvMsg(m any) error {
+	if err := s.awaitRequest(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	if !s.started {
 		defer s.mu.Unlock()
@@ -420,6 +462,9 @@ func (s *retryStream) RecvMsg(m any) error {
 
 // Header opens the stream if needed and returns its header.
 func (s *retryStream) Header() (metadata.MD, error) {
+	if err := s.awaitRequest(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	if !s.started {
 		var md metadata.MD

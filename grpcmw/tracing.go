@@ -92,6 +92,23 @@ func (ts *traceState) endStream(err error) {
 	}
 }
 
+// recordWait records in the call's metrics how long an attempt waited for
+// node's bulkhead (rateLimit false) or for the rate limiter (node ""),
+// unless the call has ended: a stream's attempt may run after its context
+// ended the call and returned its sampling context to the pool. mu orders
+// the two.
+func (ts *traceState) recordWait(rateLimit bool, node string, d time.Duration) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	switch {
+	case ts.ended:
+	case rateLimit:
+		ts.metrics.RateLimitWait(ts.sctx, node, d)
+	default:
+		ts.metrics.BulkheadWait(ts.sctx, node, d)
+	}
+}
+
 // spanName is the call's span name: the method without its leading slash
 // ("echo.Echo/Echo"), bounded by the service's own methods.
 func spanName(method string) string { return strings.TrimPrefix(method, "/") }
