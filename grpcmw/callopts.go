@@ -117,6 +117,7 @@ func RouteFromContext(ctx context.Context) (Route, bool) {
 type callConfig struct {
 	route       Route
 	maxAttempts int // 0: the policy's own
+	finish      int // how many grpc.OnFinish options the call has
 }
 
 // parseCallOptions reads the rampart options of a call, later options
@@ -136,6 +137,8 @@ func parseCallOptions(ctx context.Context, opts []grpc.CallOption) callConfig {
 			if o.N >= 1 {
 				c.maxAttempts = o.N
 			}
+		case grpc.OnFinishCallOption:
+			c.finish++
 		}
 	}
 	return c

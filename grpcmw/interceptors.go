@@ -75,6 +75,10 @@ func takeToken(ctx context.Context, l *ratelimit.Limiter) error {
 // When it gives up, the error carries the last attempt's gRPC code and
 // matches retry.ErrExhausted and the last cause with errors.Is.
 //
+// The call's grpc.OnFinish callbacks run once, with the call's result, as
+// gRPC promises; the attempts do not get them. StreamRetry does the same
+// with the status of the stream the call commits to.
+//
 // Do not combine it with gRPC's own retries (a retryPolicy in the service
 // config): attempts would multiply. The preset disables gRPC's retries.
 func UnaryRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
@@ -92,6 +96,7 @@ func UnaryRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
 // invoker.
 func retryUnary(p *retry.Policy, next *nodeStep, ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
 	cfg := parseCallOptions(ctx, opts)
+	opts, fin := splitFinish(opts, cfg.finish)
 	c := &unaryCall{ctx: ctx, method: method, req: req, reply: reply, cc: cc, invoker: invoker, next: next}
 	c.a.caller, c.a.route = ctx, cfg.route
 	c.tried = c.triedBuf[:0]
@@ -103,7 +108,9 @@ func retryUnary(p *retry.Policy, next *nodeStep, ctx context.Context, method str
 	copy(c.opts, opts)
 	c.opts[len(opts)] = grpc.Trailer(&c.trailer)
 	c.policy = p
-	return retryResult(ctx, policyFor(p, cfg).Do(ctx, c.attempt))
+	err := retryResult(ctx, policyFor(p, cfg).Do(ctx, c.attempt))
+	fin.deliver(err) // once for the call, not once per attempt
+	return err
 }
 
 // unaryCall is the state of one call under UnaryRetry, in one allocation.

@@ -202,6 +202,7 @@ func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
 	}
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		cfg := parseCallOptions(ctx, opts)
+		opts, fin := splitFinish(opts, cfg.finish)
 		pol := policyFor(p, cfg)
 		var firstWithin time.Duration
 		if pol.AttemptTimeout > 0 {
@@ -214,25 +215,37 @@ func StreamRetry(p *retry.Policy) grpc.StreamClientInterceptor {
 		}
 		rs := &retryStream{
 			ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts,
-			policy: pol, route: cfg.route, firstWithin: firstWithin,
+			policy: pol, route: cfg.route, firstWithin: firstWithin, fin: fin,
 		}
 		if desc.ServerStreams && !desc.ClientStreams {
 			rs.sent = make(chan struct{})
+			if fin != nil {
+				// A caller that gives up before the attempts start has
+				// its callbacks run with its context's end, as gRPC would.
+				rs.finStop = context.AfterFunc(ctx, rs.finishUnstarted)
+			}
 			return rs, nil // opened lazily, at the first RecvMsg or Header
 		}
-		var cs grpc.ClientStream
+		var (
+			cs grpc.ClientStream
+			af *attemptFinish
+		)
 		err := rs.policy.Do(ctx, func(_ context.Context, at retry.Attempt) error {
 			a := rs.newAttempt(at.Waited)
+			af = fin.attempt()
 			var err error
-			cs, err = streamer(withAttempt(ctx, a), desc, cc, method, opts...)
+			cs, err = streamer(withAttempt(ctx, a), desc, cc, method, af.opts(opts)...)
 			if err != nil {
 				return rs.failed(a, err, nil, nil)
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, retryResult(ctx, err)
+			err = retryResult(ctx, err)
+			fin.deliver(err)
+			return nil, err
 		}
+		af.commit()
 		return cs, nil
 	}
 }
@@ -275,6 +288,30 @@ type retryStream struct {
 	sentClosed bool
 	tried      []string
 	release    context.CancelFunc // the committed attempt's context, when it has its own
+
+	fin     *callFinish // the caller's OnFinish callbacks, or nil
+	finStop func() bool // unregisters finishUnstarted, when fin is set
+}
+
+// finishUnstarted runs the caller's OnFinish callbacks with the end of its
+// context, unless the attempts have started: they run them themselves.
+func (s *retryStream) finishUnstarted() {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		s.fin.deliver(status.FromContextError(s.ctx.Err()).Err())
+	}
+}
+
+// over ends the stream with err, for the caller's OnFinish callbacks: the
+// committed attempt's end, when there is one, delivers its own. s.mu is
+// held.
+func (s *retryStream) over(err error) {
+	if s.fin != nil {
+		s.finStop()
+		s.fin.deliver(err)
+	}
 }
 
 func (s *retryStream) newAttempt(waited time.Duration) *attemptInfo {
@@ -337,7 +374,8 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 	err := s.policy.Do(s.ctx, func(_ context.Context, at retry.Attempt) error {
 		a := s.newAttempt(at.Waited)
 		actx, end := s.attemptContext()
-		cs, err := s.streamer(withAttempt(actx, a), s.desc, s.cc, s.method, s.opts...)
+		af := s.fin.attempt()
+		cs, err := s.streamer(withAttempt(actx, a), s.desc, s.cc, s.method, af.opts(s.opts)...)
 		if err != nil { // opening failed, or the attempt timed out while queued
 			return s.failed(a, err, nil, end(false))
 		}
@@ -356,6 +394,10 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 		if (err == nil || err == io.EOF) && timedOut == nil {
 			s.last.Store(&streamRef{cs})
 			firstErr = err
+			if s.fin != nil {
+				s.finStop()
+				af.commit()
+			}
 			return nil
 		}
 		return s.failed(a, err, cs.Trailer(), timedOut)
@@ -365,6 +407,7 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 			s.last.Store(&streamRef{s.cur})
 		}
 		s.err = retryResult(s.ctx, err)
+		s.over(s.err)
 		return s.err
 	}
 	return firstErr
@@ -385,6 +428,7 @@ func (s *retryStream) SendMsg(m any) error {
 		// SendMsg does: later calls report it and run no attempt.
 		s.started = true
 		s.err = &Error{Code: codes.Internal, Err: errors.New("grpcmw: second message on a server-streaming call")}
+		s.over(s.err)
 		return s.err
 	}
 	if pm, ok := m.(proto.Message); ok {

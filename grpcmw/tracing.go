@@ -135,21 +135,21 @@ func UnaryTracing(t *sampling.Tracer) grpc.UnaryClientInterceptor {
 }
 
 // StreamTracing is UnaryTracing for streams: the call ends when the stream
-// does (RecvMsg reports its end, or its context ends).
+// does (RecvMsg reports its end, its context ends, or gRPC finishes it on
+// its own, as when its ClientConn closes).
 func StreamTracing(t *sampling.Tracer) grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		if t == nil {
 			return streamer(ctx, desc, cc, method, opts...)
 		}
 		tctx := startTrace(ctx, t, method)
-		cs, err := streamer(tctx, desc, cc, method, opts...)
-		if err != nil {
-			tctx.ts.endStream(err)
-			return nil, err
-		}
-		// No finishing option here: above the retry step it would reach
-		// every attempt's stream, not the call's.
-		return newEndStream(desc, false, tctx.ts.endStream).start(ctx, cs, nil)
+		// The finishing option ends the call when gRPC finishes the stream
+		// on its own (its ClientConn closing). Above the retry step it
+		// sees the call's end, not each attempt's: the retry step runs
+		// its callers' OnFinish callbacks once per call.
+		es := newEndStream(desc, false, tctx.ts.endStream)
+		cs, err := streamer(tctx, desc, cc, method, es.opts(opts)...)
+		return es.start(ctx, cs, err)
 	}
 }
 
