@@ -80,6 +80,11 @@ func (s *endStream) start(ctx context.Context, cs grpc.ClientStream, err error) 
 	// done), so it must not read s.stop.
 	s.stop = context.AfterFunc(ctx, func() { s.finish(ctx.Err()) })
 	s.started.Store(true)
+	if f := s.fin.Load(); f != nil {
+		// gRPC finished the stream between the streamer's return and
+		// started (its ClientConn closed): the callback left it to us.
+		s.end(f.err)
+	}
 	return s, nil
 }
 
