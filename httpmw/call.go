@@ -134,7 +134,7 @@ type call struct {
 	tried [maxTried]string
 	node  string   // the node of the current attempt, "" if not routed
 	nodes []string // its partition's candidates, primary first (read-only)
-	fo    *Failover
+	svc   *service // the service that routed it; its Failover is svc.fo
 
 	// The breaker failover (fo, of the current attempt) last looked up in
 	// its group, for the breaker layer.

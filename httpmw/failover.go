@@ -81,6 +81,7 @@ type service struct {
 	hostPort int    // port of Host, 0 if none
 	header   string // canonical partition header
 	table    atomic.Pointer[routeTable]
+	fo       *Failover // the Failover the service belongs to
 }
 
 func newService(s Service) *service {
@@ -226,7 +227,15 @@ func NewFailover(next http.RoundTripper, opts ...Option) *Failover {
 }
 
 func newFailover(next http.RoundTripper, cfg *config) *Failover {
-	return &Failover{next: ensureHTTP(next), services: cfg.services, breakers: cfg.breakers, now: cfg.now}
+	f := &Failover{next: ensureHTTP(next), breakers: cfg.breakers, now: cfg.now}
+	// Each Failover has services of its own, which know it: a call keeps
+	// the service that routed its attempt, and reaches the Failover
+	// through it.
+	f.services = make(map[string]*service, len(cfg.services))
+	for h, s := range cfg.services {
+		f.services[h] = &service{Service: s.Service, hostPort: s.hostPort, header: s.header, fo: f}
+	}
+	return f
 }
 
 // RoundTrip routes r to a node of its partition if r's host is a
@@ -312,33 +321,12 @@ func (f *Failover) route(s *service, c *call, r *http.Request) error {
 		c.trace.Metrics().Failover(c.tctx, p.Index, nodes[0], node) // nil-safe
 	}
 	c.markTried(node)
-	c.node, c.nodes, c.fo = node, nodes, f
+	c.node, c.nodes, c.svc = node, nodes, s
 	if r.Host == "" {
 		r.Host = r.URL.Host
 	}
 	r.URL.Host = node
 	return nil
-}
-
-// logicalHost returns the configured host of the service that routed the
-// current attempt of c: the one whose route table holds c's candidates (or
-// the only service). Errors name it rather than r.Host, which may be a
-// Host header the caller set. It looks instead of the call remembering it,
-// as it serves only errors.
-func (f *Failover) logicalHost(c *call) string {
-	for _, s := range f.services {
-		t := s.table.Load()
-		if t != nil && len(c.nodes) > 0 && c.partition >= 0 && c.partition < len(t.nodes) &&
-			len(t.nodes[c.partition]) > 0 && &t.nodes[c.partition][0] == &c.nodes[0] {
-			return s.Host
-		}
-	}
-	if len(f.services) == 1 {
-		for _, s := range f.services {
-			return s.Host
-		}
-	}
-	return ""
 }
 
 // open reports whether node's breaker is open. It remembers the last

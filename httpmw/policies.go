@@ -72,7 +72,7 @@ func (b *Breaker) RoundTrip(r *http.Request) (*http.Response, error) {
 // the same.
 func (b *Breaker) breakerFor(c *call, r *http.Request) *breaker.Breaker {
 	node := r.URL.Host
-	if c != nil && c.fo != nil && c.fo.breakers == b.group && c.br != nil && c.br.Name() == node {
+	if c != nil && c.svc != nil && c.svc.fo.breakers == b.group && c.br != nil && c.br.Name() == node {
 		return c.br
 	}
 	return b.group.Get(node)
@@ -84,8 +84,8 @@ func (b *Breaker) breakerFor(c *call, r *http.Request) *breaker.Breaker {
 // chose (half-open with its probes taken, or tripped meanwhile), whatever
 // layers sit above; otherwise err.
 func writeRefused(c *call, r *http.Request, err error) error {
-	if c != nil && c.primaryOnly && c.fo != nil {
-		return &NodeError{Host: c.fo.logicalHost(c), Partition: c.partition, Write: true, Err: err}
+	if c != nil && c.primaryOnly && c.svc != nil {
+		return &NodeError{Host: c.svc.Host, Partition: c.partition, Write: true, Err: err}
 	}
 	return err
 }

@@ -179,12 +179,10 @@ func (s *serviceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return s.base.RoundTrip(r)
 	}
 	h := r.Host
-	if c, _ := r.Context().Value(callKey{}).(*call); c != nil && c.fo != nil && c.node != "" && c.node == r.URL.Host {
+	if c, _ := r.Context().Value(callKey{}).(*call); c != nil && c.svc != nil && c.node != "" && c.node == r.URL.Host {
 		// Routed by failover: the name to verify is the service's, whatever
 		// Host header the caller set for the node.
-		if lh := c.fo.logicalHost(c); lh != "" {
-			h = lh
-		}
+		h = c.svc.Host
 	}
 	if h == "" {
 		h = r.URL.Host

@@ -189,7 +189,7 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 		}
 		// Only a failover layer below routes this attempt; one above this
 		// layer has fixed the node of every attempt already.
-		c.node, c.nodes, c.fo, c.primaryOnly = "", nil, nil, false
+		c.node, c.nodes, c.svc, c.primaryOnly = "", nil, nil, false
 		res, err := sendAttempt(c, rt.next, req, a.Waited)
 		if err != nil {
 			if cancel != nil {
@@ -218,11 +218,11 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 			cancel()
 		}
 		serr := statusError(code)
-		if hasP && c.fo != nil && c.node != "" && pol.MaxPushback >= 0 {
+		if hasP && c.svc != nil && c.node != "" && pol.MaxPushback >= 0 {
 			// The node asked to be left alone for pb: failover keeps the
 			// next attempts away from it, and the loop waits only if no
 			// other candidate is free sooner.
-			pb = c.fo.throttled(c, min(pb, pol.MaxPushback))
+			pb = c.svc.fo.throttled(c, min(pb, pol.MaxPushback))
 			if pb == 0 {
 				return serr
 			}

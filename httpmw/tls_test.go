@@ -9,9 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/rampart-go/rampart/bulkhead"
 	"github.com/rampart-go/rampart/httpmw"
+	"github.com/rampart-go/rampart/topology"
 )
 
 // An https logical host keeps verifying the logical name, not the node IP
@@ -129,5 +133,85 @@ func TestTLSVerifiesLogicalNameHTTP2(t *testing.T) {
 	resp.Body.Close()
 	if resp.ProtoMajor != 2 || string(b) != "HTTP/2.0" {
 		t.Errorf("spoke %s (server saw %q), want HTTP/2", resp.Proto, b)
+	}
+}
+
+// With two https services and a caller's own Host header, the name
+// verified for a routed request stays the service's ("orders", which the
+// certificate does not list) even when the service's map changed while the
+// attempt waited in its node's bulkhead queue. The call used to find its
+// service again by the identity of its route table, which the new map
+// replaced: it found none, and the node IP was verified instead.
+func TestTLSNameAfterMapChange(t *testing.T) {
+	hold, entered := make(chan struct{}), make(chan struct{}, 1)
+	var once sync.Once
+	free := func() { once.Do(func() { close(hold) }) }
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host == "example.com" { // the holder
+			entered <- struct{}{}
+			<-hold
+		}
+	}))
+	defer srv.Close()
+	defer free()
+	host, portS, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(portS)
+	node := net.JoinHostPort(host, portS)
+	base := srv.Client().Transport.(*http.Transport).Clone() // trusts the test CA (example.com, 127.0.0.1)
+	base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return loopbackDial(ctx, &net.Dialer{}, network, addr)
+	}
+
+	orders := &swapTopology{}
+	orders.m.Store(singleNodeMap(t, host))
+	hg, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 1, MaxQueue: 4}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := httpmw.New(base, httpmw.WithRetry(fastRetry(1)), httpmw.WithBulkheads(hg),
+		httpmw.WithService(httpmw.Service{Host: "example.com", Topology: httpmw.FixedTopology(singleNodeMap(t, host)), Port: port}),
+		httpmw.WithService(httpmw.Service{Host: "orders", Topology: orders, Port: port}))
+	defer rt.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+	send := func(logical, hostHeader string) error {
+		req, _ := http.NewRequestWithContext(httpmw.WithPartitionKey(context.Background(), "k"), "GET", "https://"+logical+"/x", nil)
+		req.Host = hostHeader
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	waitQueued := func(n int) {
+		for i := 0; hg.Get(node).Queued() != n; i++ {
+			if i > 2000 {
+				t.Fatalf("queue never reached %d", n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	holder := make(chan error, 1)
+	go func() { holder <- send("example.com", "") }()
+	<-entered
+	errB := make(chan error, 1)
+	go func() { errB <- send("orders", "orders-v2.internal") }() // routed, then queued
+	waitQueued(1)
+	m2, err := topology.Parse([]byte(`{"clusterEpoch":2,"masterNodeId":"m","partitionCount":1,"partitions":[
+	 {"partitionIndex":0,"primaryNodeIp":"` + host + `","replicaNodeIps":[],"hashRangeStart":"00000000","hashRangeEnd":"ffffffff"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders.m.Store(m2) // the same node, a new epoch
+	errC := make(chan error, 1)
+	go func() { errC <- send("orders", "") }() // rebuilds orders' route table, then queues
+	waitQueued(2)
+	free()
+	if err := <-holder; err != nil {
+		t.Fatalf("holder: %v", err)
+	}
+	<-errC
+	var he x509.HostnameError
+	if err := <-errB; !errors.As(err, &he) {
+		t.Fatalf("orders (Host orders-v2.internal) after a map change: err = %v, want a hostname verification error for orders", err)
 	}
 }
