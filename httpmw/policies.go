@@ -206,7 +206,10 @@ type RateLimit struct {
 }
 
 // taker is a Limiter that reports how long it waited, as
-// *ratelimit.Limiter does: waits are then recorded in the metrics.
+// *ratelimit.Limiter's Take does: waits are then recorded in the metrics.
+// Only a *ratelimit.Limiter itself is used through Take: a type of the
+// caller's that embeds one has Take too, but may have a Wait of its own,
+// which is what WithRateLimit promises to call.
 type taker interface {
 	Take(ctx context.Context) (waited time.Duration, err error)
 }
@@ -229,7 +232,7 @@ func newRateLimit(next http.RoundTripper, cfg *config) *RateLimit {
 	l := &RateLimit{next: ensureHTTP(next)}
 	switch lim := cfg.limiter.(type) {
 	case nil:
-	case taker:
+	case *ratelimit.Limiter:
 		l.limiter = lim
 	default:
 		l.limiter = waitOnly{lim}
