@@ -159,12 +159,15 @@ type call struct {
 }
 
 // callerErr is the error of the caller's context, nil while the caller
-// waits: the context the retry loop runs under, or the call's parent.
-func (c *call) callerErr() error {
+// waits: the context the retry loop runs under or, outside a retry loop,
+// where no attempt has a timeout of its own, ctx: the context of the
+// request at hand, with whatever the caller's own middleware above the
+// layer added (a deadline).
+func (c *call) callerErr(ctx context.Context) error {
 	if c.caller != nil {
 		return c.caller.Err()
 	}
-	return c.Context.Err()
+	return ctx.Err()
 }
 
 // Value answers the call's own key and defers to the parent otherwise.

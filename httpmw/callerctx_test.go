@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/httpmw"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
@@ -170,5 +172,47 @@ func TestUpgradeWithAttemptTimeout(t *testing.T) {
 	buf := make([]byte, 4)
 	if _, err := io.ReadFull(rwc, buf); err != nil || string(buf) != "ping" {
 		t.Fatalf("read %q, %v; want the echo", buf, err)
+	}
+}
+
+// A deadline the caller's own middleware sets above the breaker is the
+// caller's giving up, neutral for the breaker, also with Tracing above and
+// no Retry layer: the caller's context is then the request's, not the
+// call's parent, which never sees the middleware's deadline (the breaker
+// counted a failure against a node merely slower than the caller wanted).
+func TestMiddlewareDeadlineBreakerNeutral(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	deadlineMW := func(next http.RoundTripper) http.RoundTripper {
+		return httpmw.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			ctx, cancel := context.WithTimeout(r.Context(), 30*time.Millisecond)
+			defer cancel()
+			return next.RoundTrip(r.WithContext(ctx))
+		})
+	}
+	for _, traced := range []bool{false, true} {
+		bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1, Timeout: time.Hour}, 0)
+		var tracing httpmw.Middleware
+		if traced {
+			tracing = httpmw.TracingMiddleware(httpmw.WithTracer(sampling.NewTracer()))
+		}
+		rt := httpmw.Chain(tr, tracing, deadlineMW, httpmw.BreakerMiddleware(httpmw.WithBreakers(bg)))
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatal("no deadline error")
+		}
+		if st := bg.Get(u.Host).State(); st != breaker.StateClosed {
+			t.Errorf("with Tracing above: %v; the caller's middleware deadline (%v) opened the node's breaker (%v)", traced, err, st)
+		}
 	}
 }

@@ -120,7 +120,7 @@ func breakerOutcome(r *http.Request, resp *http.Response, err error) breaker.Out
 func callerDone(r *http.Request) bool {
 	ctx := r.Context()
 	if c, _ := ctx.Value(callKey{}).(*call); c != nil {
-		return c.callerErr() != nil
+		return c.callerErr(ctx) != nil
 	}
 	return ctx.Err() != nil
 }

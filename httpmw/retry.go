@@ -268,7 +268,7 @@ func (rt *Retry) single(c *call, r *http.Request) (*http.Response, error) {
 // node's breaker or bulkhead when failover can pick another node) or
 // permanent (caller cancellation, local rejections, routing errors).
 func (rt *Retry) classifyErr(c *call, err error) error {
-	if c.callerErr() != nil {
+	if c.callerErr(c.Context) != nil { // c.caller is set: the loop runs
 		return retry.Permanent(err) // the caller's context: never retried
 	}
 	if !retryableError(err) {

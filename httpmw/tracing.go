@@ -1,6 +1,7 @@
 package httpmw
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"net/http"
@@ -113,7 +114,7 @@ func (t *Tracing) RoundTrip(r *http.Request) (*http.Response, error) {
 		resp, err = sendAttempt(c, t.next, r, 0)
 	}
 	if c.attOpen { // a layer below left it open
-		c.endAttempt(resp, err, 0)
+		c.endAttempt(r.Context(), resp, err, 0)
 	}
 	sc.End(err)
 	c.trace, c.tctx, c.plainTP = prevTrace, prevCtx, prevTP
@@ -154,7 +155,7 @@ func sendAttempt(c *call, next http.RoundTripper, r *http.Request, waited time.D
 	}
 	r = c.beginAttempt(r)
 	resp, err := send.RoundTrip(r)
-	c.endAttempt(resp, err, waited)
+	c.endAttempt(r.Context(), resp, err, waited)
 	return resp, err
 }
 
@@ -208,8 +209,9 @@ func (c *call) beginAttempt(r *http.Request) *http.Request {
 	return r
 }
 
-// endAttempt ends the open sampling attempt with the outcome of resp, err.
-func (c *call) endAttempt(resp *http.Response, err error, waited time.Duration) {
+// endAttempt ends the open sampling attempt with the outcome of resp, err;
+// ctx is the context of the attempt's request at the layer that sent it.
+func (c *call) endAttempt(ctx context.Context, resp *http.Response, err error, waited time.Duration) {
 	if !c.attOpen {
 		return
 	}
@@ -225,7 +227,7 @@ func (c *call) endAttempt(resp *http.Response, err error, waited time.Duration) 
 		default:
 			o = sampling.Success
 		}
-	case c.callerErr() != nil:
+	case c.callerErr(ctx) != nil:
 		o = sampling.Canceled
 	case localRejection(err):
 		o = sampling.Rejected
