@@ -195,7 +195,8 @@ type Settings struct {
 
 	// WindowBuckets is the number of buckets the window is split into;
 	// the oldest bucket is dropped as time moves on. Zero (or negative)
-	// means 10.
+	// means 10; more than 1000 means 1000 (gobreaker keeps every bucket in
+	// memory, per breaker).
 	WindowBuckets int
 
 	// Timeout is how long the breaker stays open before it turns
@@ -228,6 +229,7 @@ const (
 	defaultMinRequests         = 10
 	defaultWindow              = 10 * time.Second
 	defaultWindowBuckets       = 10
+	maxWindowBuckets           = 1000
 	maxWindow                  = time.Duration(math.MaxInt64 / 2)
 	defaultTimeout             = 10 * time.Second
 	defaultTimeoutJitter       = 0.2
@@ -348,6 +350,7 @@ func rollingWindow(window time.Duration, buckets int) (interval, bucket time.Dur
 	if buckets <= 0 {
 		buckets = defaultWindowBuckets
 	}
+	buckets = min(buckets, maxWindowBuckets)
 	bucket = window / time.Duration(buckets)
 	if bucket <= 0 {
 		bucket = window

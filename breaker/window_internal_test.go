@@ -23,6 +23,7 @@ func TestRollingWindow(t *testing.T) {
 		{5, 10, 1}, // fewer nanoseconds than buckets: one bucket
 		{math.MaxInt64, 1, 1},
 		{math.MaxInt64, 7, 7},
+		{10 * time.Second, 1e9, 1000}, // capped: gobreaker allocates every bucket
 	} {
 		interval, bucket := rollingWindow(tc.window, tc.buckets)
 		if bucket <= 0 || interval%bucket != 0 || int64(interval/bucket) != tc.want {
