@@ -97,23 +97,24 @@ func UnaryRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
 func retryUnary(p *retry.Policy, next *nodeStep, ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
 	cfg := parseCallOptions(ctx, opts)
 	opts, fin := splitFinish(opts, cfg.finish)
-	c := &unaryCall{ctx: ctx, method: method, req: req, reply: reply, cc: cc, invoker: invoker, next: next}
-	c.a.caller, c.a.route = ctx, cfg.route
-	c.tried = c.triedBuf[:0]
-	if len(opts) < len(c.optBuf) {
-		c.opts = c.optBuf[:len(opts)+1]
+	st := new(unaryAttempts)
+	c := unaryCall{ctx: ctx, method: method, req: req, reply: reply, cc: cc, invoker: invoker, next: next, policy: p, st: st}
+	st.a.caller, st.a.route = ctx, cfg.route
+	if len(opts) < len(st.optBuf) {
+		c.opts = st.optBuf[:len(opts)+1]
 	} else {
 		c.opts = make([]grpc.CallOption, len(opts)+1)
 	}
 	copy(c.opts, opts)
-	c.opts[len(opts)] = grpc.Trailer(&c.trailer)
-	c.policy = p
+	c.opts[len(opts)] = grpc.Trailer(&st.trailer)
 	err := retryResult(ctx, policyFor(p, cfg).Do(ctx, c.attempt))
 	fin.deliver(err) // once for the call, not once per attempt
 	return err
 }
 
-// unaryCall is the state of one call under UnaryRetry, in one allocation.
+// unaryCall is the state of one call under UnaryRetry. It lives on the
+// caller's stack: what the attempts hand down the chain, which may keep it,
+// is in st.
 type unaryCall struct {
 	ctx        context.Context // the caller's
 	method     string
@@ -123,26 +124,33 @@ type unaryCall struct {
 	next       *nodeStep         // the step each attempt goes through, or nil
 	policy     *retry.Policy     // the caller's, for its MaxPushback
 	opts       []grpc.CallOption // the caller's, plus the trailer option
-	trailer    metadata.MD
-	tried      []string
-	a          attemptInfo // reused: attempts run one after another
-	first      attemptCtx  // the first attempt's context
-	triedBuf   [3]string
-	optBuf     [6]grpc.CallOption
+	tried      []string          // allocated at the first failed attempt
+	st         *unaryAttempts
+}
+
+// unaryAttempts is what a call's attempts hand down the chain: their
+// context and state, and the call options with the trailer's destination.
+// It is the one allocation of a call under UnaryRetry.
+type unaryAttempts struct {
+	a       attemptInfo // reused: attempts run one after another
+	first   attemptCtx  // the first attempt's context
+	trailer metadata.MD
+	optBuf  [3]grpc.CallOption
 }
 
 // attempt runs one attempt of the call.
 func (c *unaryCall) attempt(actx context.Context, at retry.Attempt) error {
-	a := &c.a
+	st := c.st
+	a := &st.a
 	a.tried, a.node, a.pinned = c.tried, "", false
 	a.brk, a.brkGroup = nil, nil
 	a.partition, a.part, a.router, a.waited = -1, nil, nil, at.Waited
-	c.trailer = nil
+	st.trailer = nil
 	var ctx context.Context
 	if at.Number == 1 {
 		// Most calls make one attempt: its context costs no allocation.
-		c.first = attemptCtx{Context: actx, a: a}
-		ctx = &c.first
+		st.first = attemptCtx{Context: actx, a: a}
+		ctx = &st.first
 	} else {
 		ctx = withAttempt(actx, a)
 	}
@@ -158,7 +166,7 @@ func (c *unaryCall) attempt(actx context.Context, at retry.Attempt) error {
 	if node := a.getNode(); node != "" {
 		c.tried = append(c.tried, node)
 	}
-	return decide(c.ctx, actx, err, c.trailer, a, c.policy)
+	return decide(c.ctx, actx, err, st.trailer, a, c.policy)
 }
 
 // policyFor returns p with the call's MaxAttempts, if it sets one.
