@@ -3,12 +3,16 @@ package grpcmw_test
 import (
 	"context"
 	"io"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/rampart-go/rampart/bulkhead"
@@ -210,6 +214,168 @@ func waitCallSpan(t *testing.T, exp *notifyExporter) {
 		case <-exp.exported:
 		case <-timeout:
 			t.Fatalf("no call span exported (%d spans)", len(exp.GetSpans()))
+		}
+	}
+}
+
+const eagerMethod = "/rampart.review.Eager/Hdr"
+
+var eagerDesc = &grpc.StreamDesc{StreamName: "Hdr", ServerStreams: true}
+
+// eagerServer serves a server-streaming method whose handler sends its
+// header before it reads the request (as a server interceptor that sets
+// response metadata up front does), then answers the request once.
+func eagerServer(t *testing.T, ics ...grpc.StreamClientInterceptor) *grpc.ClientConn {
+	t.Helper()
+	srv := grpc.NewServer()
+	srv.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "rampart.review.Eager",
+		HandlerType: (*any)(nil),
+		Streams: []grpc.StreamDesc{{StreamName: "Hdr", ServerStreams: true, Handler: func(_ any, ss grpc.ServerStream) error {
+			if err := ss.SendHeader(metadata.Pairs("eager", "yes")); err != nil {
+				return err
+			}
+			var req pb.StreamRequest
+			if err := ss.RecvMsg(&req); err != nil {
+				return err
+			}
+			return ss.SendMsg(&pb.StreamReply{Seq: req.Count})
+		}}},
+	}, struct{}{})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithChainStreamInterceptor(ics...),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(); srv.Stop(); <-done })
+	return conn
+}
+
+// gRPC lets a caller read a server stream's header before it sends the
+// request, from the same goroutine, when the server sends its header
+// first: Header under StreamRetry does not wait for the request.
+func TestStreamHeaderBeforeSend(t *testing.T) {
+	for _, name := range []string{"plain", "StreamRetry"} {
+		t.Run(name, func(t *testing.T) {
+			var ics []grpc.StreamClientInterceptor
+			if name == "StreamRetry" {
+				ics = append(ics, grpcmw.StreamRetry(retry.NewPolicy(retry.Policy{MaxAttempts: 2})))
+			}
+			conn := eagerServer(t, ics...)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second) // bounds the hang
+			defer cancel()
+			cs, err := conn.NewStream(ctx, eagerDesc, eagerMethod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			md, err := cs.Header()
+			if err != nil || len(md.Get("eager")) != 1 {
+				t.Fatalf("Header before SendMsg = %v, %v; want the server's header", md, err)
+			}
+			if err := cs.SendMsg(&pb.StreamRequest{Count: 5}); err != nil {
+				t.Fatalf("SendMsg: %v", err)
+			}
+			if err := cs.CloseSend(); err != nil {
+				t.Fatal(err)
+			}
+			var reply pb.StreamReply
+			if err := cs.RecvMsg(&reply); err != nil || reply.Seq != 5 {
+				t.Fatalf("RecvMsg = %v, %v; want seq 5", &reply, err)
+			}
+		})
+	}
+}
+
+// gRPC runs OnFinish without holding any lock of the stream, so a callback
+// may read the stream (here its header, for a log line). StreamRetry runs
+// them once its own lock is released (they ran under it: a deadlock).
+func TestOnFinishCallbackReadsStream(t *testing.T) {
+	for _, name := range []string{"plain", "StreamRetry"} {
+		t.Run(name, func(t *testing.T) {
+			var ics []grpc.StreamClientInterceptor
+			if name == "StreamRetry" {
+				ics = append(ics, grpcmw.StreamRetry(retry.NewPolicy(retry.Policy{MaxAttempts: 1})))
+			}
+			conn, _ := streamServer(t, ics...)
+			var csv atomic.Value
+			finished := make(chan error, 1)
+			onFinish := grpc.OnFinish(func(err error) {
+				if cs, ok := csv.Load().(grpc.ClientStream); ok {
+					_, _ = cs.Header() // the stream is over: returns at once under gRPC
+				}
+				finished <- err
+			})
+			cs, err := conn.NewStream(context.Background(), flakyDesc, flakyMethod, onFinish) // its first call fails: Unavailable
+			if err != nil {
+				t.Fatal(err)
+			}
+			csv.Store(cs)
+			if err := cs.SendMsg(&pb.StreamRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := cs.CloseSend(); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan error, 1)
+			go func() { got <- cs.RecvMsg(new(pb.StreamReply)) }()
+			select {
+			case err := <-got:
+				t.Logf("RecvMsg: %v", err)
+			case <-time.After(5 * time.Second):
+				t.Fatal("RecvMsg still blocked 5s later: the OnFinish callback's Header waits for the s.mu its own RecvMsg holds (deadlock)")
+			}
+			select {
+			case <-finished:
+			case <-time.After(5 * time.Second):
+				t.Fatal("OnFinish never returned")
+			}
+		})
+	}
+}
+
+// A traced client stream that gRPC finishes itself (its ClientConn
+// closing) before its first response: its attempt is still open. gRPC runs
+// StreamTracing's finishing callback before StreamAttemptTracing's; the
+// call's end ends its open attempt with the attempt's own outcome (neutral:
+// Canceled with the caller alive), not as the failure the sampling call's
+// End would make of it.
+func TestAttemptOutcomeAtClientConnClose(t *testing.T) {
+	tr, exp := sampleAll(t)
+	conn, _ := streamServer(t, grpcmw.StreamTracing(tr), grpcmw.StreamAttemptTracing())
+	cs, err := conn.NewStream(context.Background(), uploadDesc, uploadMethod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.SendMsg(&pb.EchoRequest{Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitCallSpan(t, exp)
+	for _, s := range exp.GetSpans() {
+		isCall := false
+		var outcome string
+		for _, kv := range s.Attributes {
+			if kv.Key == sampling.AttrAttempts {
+				isCall = true
+			}
+			if kv.Key == sampling.AttrOutcome {
+				outcome = kv.Value.AsString()
+			}
+		}
+		if !isCall {
+			t.Logf("attempt span outcome %q", outcome)
+			if outcome != sampling.Neutral.String() {
+				t.Errorf("attempt outcome %q after the ClientConn closed, want %q (what StreamAttemptTracing records for a Canceled attempt with a live caller)", outcome, sampling.Neutral.String())
+			}
 		}
 	}
 }

@@ -288,14 +288,37 @@ type retryStream struct {
 	hasReq    bool
 	closeSend bool
 	// sent is closed once the caller has given the request or closed the
-	// send side (or the stream is over), so that the attempts can start.
+	// send side, or the attempts started, so that RecvMsg can go on.
 	sent       chan struct{}
 	sentClosed bool
 	tried      []string
 	release    context.CancelFunc // the committed attempt's context, when it has its own
 
-	fin     *callFinish // the caller's OnFinish callbacks, or nil
-	finStop func() bool // unregisters finishUnstarted, when fin is set
+	fin     *callFinish   // the caller's OnFinish callbacks, or nil
+	finStop func() bool   // unregisters finishUnstarted, when fin is set
+	pending pendingFinish // decided under mu, run once mu is released
+}
+
+// pendingFinish is what the caller's OnFinish callbacks are to get, decided
+// while s.mu is held and run once it is released, since a callback may use
+// the stream: the committed attempt's end (af), or the call's error (over).
+type pendingFinish struct {
+	af   *attemptFinish
+	over bool
+	err  error
+}
+
+// unlock releases s.mu, then runs the pending OnFinish delivery, if any.
+func (s *retryStream) unlock() {
+	p := s.pending
+	s.pending = pendingFinish{}
+	s.mu.Unlock()
+	switch {
+	case p.af != nil:
+		p.af.commit()
+	case p.over:
+		s.fin.deliver(p.err)
+	}
 }
 
 // finishUnstarted runs the caller's OnFinish callbacks with the end of its
@@ -309,13 +332,13 @@ func (s *retryStream) finishUnstarted() {
 	}
 }
 
-// over ends the stream with err, for the caller's OnFinish callbacks: the
-// committed attempt's end, when there is one, delivers its own. s.mu is
-// held.
+// over ends the stream with err, for the caller's OnFinish callbacks (once
+// s.mu is released): the committed attempt's end, when there is one,
+// delivers its own. s.mu is held.
 func (s *retryStream) over(err error) {
 	if s.fin != nil {
 		s.finStop()
-		s.fin.deliver(err)
+		s.pending = pendingFinish{over: true, err: err}
 	}
 }
 
@@ -375,6 +398,7 @@ var errNoFirstMessage = errors.New("grpcmw: no first message within the attempt 
 // held.
 func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 	s.started = true
+	s.markSent() // a RecvMsg waiting for the request reads this stream now
 	var firstErr error
 	err := s.policy.Do(s.ctx, func(_ context.Context, at retry.Attempt) error {
 		a := s.newAttempt(at.Waited)
@@ -401,7 +425,7 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 			firstErr = err
 			if s.fin != nil {
 				s.finStop()
-				af.commit()
+				s.pending = pendingFinish{af: af}
 			}
 			return nil
 		}
@@ -421,7 +445,7 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 // SendMsg buffers the request until the stream opens.
 func (s *retryStream) SendMsg(m any) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if s.started {
 		if s.cur == nil {
 			return s.err
@@ -453,9 +477,9 @@ func (s *retryStream) markSent() {
 }
 
 // awaitRequest waits, without holding s.mu, until the caller has given
-// the request or closed the send side: gRPC lets a caller's RecvMsg (or
-// Header) in one goroutine come before its SendMsg in another, and the
-// attempts replay the request. It returns the caller's context's error,
+// the request or closed the send side (or Header started the attempts):
+// gRPC lets a caller's RecvMsg in one goroutine come before its SendMsg in
+// another, and the attempts replay the request. It returns the caller's context's error,
 // as a status, if that ends first.
 func (s *retryStream) awaitRequest() error {
 	select {
@@ -494,7 +518,7 @@ func (s *retryStream) RecvMsg(m any) error {
 	}
 	s.mu.Lock()
 	if !s.started {
-		defer s.mu.Unlock()
+		defer s.unlock()
 		return s.start(func(cs grpc.ClientStream) error { return cs.RecvMsg(m) })
 	}
 	cur, err, release := s.cur, s.err, s.release
@@ -510,10 +534,11 @@ func (s *retryStream) RecvMsg(m any) error {
 }
 
 // Header opens the stream if needed and returns its header.
+// A caller may ask for the header before giving the request, on the same
+// goroutine (a server may send its header first): unlike RecvMsg, Header
+// does not wait for the request; a request given later goes to the stream
+// the attempts opened, and is not replayed.
 func (s *retryStream) Header() (metadata.MD, error) {
-	if err := s.awaitRequest(); err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
 	if !s.started {
 		var md metadata.MD
@@ -528,7 +553,7 @@ func (s *retryStream) Header() (metadata.MD, error) {
 			}
 			return err
 		})
-		s.mu.Unlock()
+		s.unlock()
 		if err == io.EOF { // ended with an OK status: RecvMsg reports it
 			err = nil
 		}

@@ -38,6 +38,24 @@ type traceState struct {
 	// it any more.
 	mu    sync.Mutex
 	ended bool
+	open  *streamAttempt // the stream's attempt in progress, if any
+}
+
+// streamAttempt is a stream's attempt as StreamAttemptTracing records it.
+// Its fields are used under the call's traceState.mu.
+type streamAttempt struct {
+	ctx    context.Context
+	att    sampling.Attempt
+	waited time.Duration
+	done   bool
+}
+
+// end ends the attempt with err's outcome, once.
+func (a *streamAttempt) end(err error) {
+	if !a.done {
+		a.done = true
+		a.att.End(attemptOutcome(a.ctx, err), err, a.waited)
+	}
 }
 
 type traceKey struct{}
@@ -88,6 +106,13 @@ func (ts *traceState) endStream(err error) {
 	defer ts.mu.Unlock()
 	if !ts.ended {
 		ts.ended = true
+		if a := ts.open; a != nil {
+			// gRPC may run the call's finishing callback before the
+			// attempt's: the attempt ends first, with its own outcome
+			// (the call's End would close it as a failure).
+			ts.open = nil
+			a.end(err)
+		}
 		ts.end(err)
 	}
 }
@@ -190,12 +215,17 @@ func StreamAttemptTracing() grpc.StreamClientInterceptor {
 			return streamer(ctx, desc, cc, method, opts...)
 		}
 		ctx, att, waited := startAttempt(ctx, ts, cc)
+		sa := &streamAttempt{ctx: ctx, att: att, waited: waited}
+		ts.open = sa
 		ts.mu.Unlock()
 		end := func(err error) {
 			ts.mu.Lock()
 			defer ts.mu.Unlock()
+			if ts.open == sa {
+				ts.open = nil
+			}
 			if !ts.ended {
-				att.End(attemptOutcome(ctx, err), err, waited)
+				sa.end(err)
 			}
 		}
 		es := newEndStream(desc, true, end)
