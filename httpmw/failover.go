@@ -275,10 +275,21 @@ func (f *Failover) service(r *http.Request) *service {
 // conversion.
 func byHost[V any](m map[string]V, h string) V {
 	v, ok := m[h]
-	if !ok && strings.IndexFunc(h, unicode.IsUpper) >= 0 {
-		v = m[strings.ToLower(h)]
+	if !ok {
+		if k := hostKey(h); k != h {
+			v = m[k]
+		}
 	}
 	return v
+}
+
+// hostKey returns host h in lower case, as DNS compares names; it
+// allocates only for a host with an upper-case letter.
+func hostKey(h string) string {
+	if strings.IndexFunc(h, unicode.IsUpper) >= 0 {
+		return strings.ToLower(h)
+	}
+	return h
 }
 
 // route picks the node of this attempt and rewrites r, which the call owns,

@@ -144,7 +144,7 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 
 	var budget *retry.Budget
 	if rt.budgets != nil {
-		budget = rt.budgets.Get(r.URL.Host)
+		budget = rt.budgets.Get(hostKey(r.URL.Host))
 	}
 
 	// The request as it entered, before inner layers rewrite it in place.

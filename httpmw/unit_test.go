@@ -543,3 +543,21 @@ func TestParseRetryAfterAllocs(t *testing.T) {
 
 // A topology.Watcher is a Topology.
 var _ httpmw.Topology = (*topology.Watcher)(nil)
+
+// Retry budgets are per destination host, whatever its case: ORDERS and
+// orders draw on one budget.
+func TestRetryBudgetHostIgnoresCase(t *testing.T) {
+	bs := retry.NewBudgets(retry.BudgetConfig{}, 0)
+	rt := httpmw.NewRetry(&script{codes: []int{200}}, httpmw.WithRetry(fastRetry(2)), httpmw.WithRetryBudgets(bs))
+	for _, u := range []string{"http://orders/x", "http://ORDERS/x", "http://Orders/x"} {
+		req, _ := http.NewRequest("GET", u, nil)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if st := bs.Get("orders").Stats(); st.Deposits != 3 {
+		t.Fatalf("orders' budget has %d deposits, want 3 (one per call, whatever the case)", st.Deposits)
+	}
+}
