@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -42,7 +43,8 @@ func WithTracer(t *sampling.Tracer) Option {
 // retry layer below, Tracing makes the single attempt itself.
 //
 // Span and metric attributes are the method, node, partition, attempt
-// number, outcome and status code: never the URL, its query, or a header
+// number and outcome, and attempt spans carry the response's status code
+// (http.response.status_code): never the URL, its query, or a header
 // value. The sampling package's pooled contexts never reach the requests
 // sent, so resp.Request and its context stay valid for the caller.
 //
@@ -234,8 +236,16 @@ func (c *call) endAttempt(ctx context.Context, resp *http.Response, err error, w
 	default:
 		o = sampling.Failure
 	}
+	if err == nil && (o != sampling.Success || c.trace.Sampled()) {
+		// Only spans that can be exported carry it: an unsampled call's
+		// successful attempt costs nothing more.
+		c.att.SetAttributes(attrStatusCode.Int(resp.StatusCode))
+	}
 	c.att.End(o, err, waited)
 }
+
+// attrStatusCode is OpenTelemetry's HTTP response status code attribute.
+const attrStatusCode = attribute.Key("http.response.status_code")
 
 // bulkheadWaited records in the call's metrics, if any, that r waited d
 // for a slot of its node's bulkhead.

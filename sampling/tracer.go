@@ -771,8 +771,10 @@ func (c *Call) outcome(err error) Outcome {
 		last = c.recAt(c.nAtt - 1)
 	}
 	switch {
-	case err == nil && last != nil && last.outcome == Neutral:
-		return Neutral
+	case err == nil && last != nil && (last.outcome == Neutral || last.outcome == Failure):
+		// The caller got the last attempt's response (a 4xx, or a 5xx
+		// nothing retried): the call's outcome is that attempt's.
+		return last.outcome
 	case err == nil:
 		return Success
 	case c.node.parent.Err() != nil:
