@@ -426,7 +426,7 @@ func UnaryBreaker(g *breaker.Group) grpc.UnaryClientInterceptor {
 		node, b := attemptBreaker(attemptFrom(ctx), cc, g)
 		tk, err := b.Admit()
 		if err != nil {
-			return &Error{Code: codes.Unavailable, Node: node, Err: err}
+			return breakerRefusal(ctx, node, err)
 		}
 		defer tk.Done(breaker.Neutral) // if the invoker panics: free a probe slot, blame no one
 		err = invoker(ctx, method, req, reply, cc, opts...)
@@ -474,13 +474,27 @@ func UnaryBulkhead(g *bulkhead.Group) grpc.UnaryClientInterceptor {
 	}
 }
 
+// breakerRefusal returns the error of an attempt that node's breaker
+// refused (err), and records the refusal in the call's trace, if any.
+func breakerRefusal(ctx context.Context, node string, err error) error {
+	err = &Error{Code: codes.Unavailable, Node: node, Err: err}
+	if ts := traceFrom(ctx); ts != nil {
+		ts.rejectAttempt(node, err)
+	}
+	return err
+}
+
 // acquireSlot takes a slot of node's bulkhead in g, records a wait for it
 // in the metrics of the call's tracer, if any, and returns a refusal (see
 // queueRefusal) as ResourceExhausted.
 func acquireSlot(ctx context.Context, g *bulkhead.Group, node string) (bulkhead.Permit, error) {
 	p, err := g.Get(node).Acquire(ctx)
 	if err != nil {
-		return p, wrapErr(queueRefusal(ctx, err), codes.ResourceExhausted, node)
+		err = wrapErr(queueRefusal(ctx, err), codes.ResourceExhausted, node)
+		if ts := traceFrom(ctx); ts != nil {
+			ts.rejectAttempt(node, err)
+		}
+		return p, err
 	}
 	if d := p.Waited(); d > 0 {
 		if ts := traceFrom(ctx); ts != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/bulkhead"
@@ -44,7 +43,7 @@ func (s *nodeStep) unary(ctx context.Context, method string, req, reply any, cc 
 		node, b = attemptBreaker(a, cc, s.breakers)
 		var err error
 		if tk, err = b.Admit(); err != nil {
-			return &Error{Code: codes.Unavailable, Node: node, Err: err}
+			return breakerRefusal(ctx, node, err)
 		}
 	} else {
 		node = attemptNode(a, cc)

@@ -14,6 +14,7 @@ import (
 
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rampart-go/rampart/breaker"
+	"github.com/rampart-go/rampart/bulkhead"
 	"github.com/rampart-go/rampart/clustertest"
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
@@ -223,4 +225,50 @@ func TestSamplingE2E(t *testing.T) {
 	}
 	t.Logf("%d of %d successful calls exported, %d of %d failed; server: %d attempts, %d valid traceparents",
 		okExported, nOK, failExported, nFail, srv.requests.Load(), srv.valid.Load())
+}
+
+// The preset's bulkhead refuses the first attempt of a read (its node's only
+// slot is held) and failover sends the retry to the replica, which answers.
+// The call saw a rejection: it is exported, and the refusal counted in
+// rampart.bulkhead.rejections (both were recorded only for a call that
+// ended with the refusal).
+func TestBulkheadRejectedAttemptExported(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0))))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	tr := sampling.NewTracer(sampling.WithTracerProvider(tp), sampling.WithMeterProvider(mp),
+		sampling.WithRatio(0), sampling.WithPropagator(propagation.TraceContext{}))
+
+	bh, err := bulkhead.NewGroup(bulkhead.Config{MaxConcurrent: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, nil, grpcmw.WithTracer(tr), grpcmw.WithBulkheads(bh),
+		grpcmw.WithRetry(&retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+	m := e.w.Current()
+	key := keyFor(t, m, 1)
+	primary, replica := m.Partitions[1].Primary, m.Partitions[1].Replicas[0]
+	held, ok := bh.Get(primary + ":" + strconv.Itoa(e.c.GRPCPort())).TryAcquire()
+	if !ok {
+		t.Fatal("could not hold the primary's slot")
+	}
+	defer held.Release()
+
+	reply, err := e.echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key), grpcmw.Read())
+	if err != nil || reply.Node != replica {
+		t.Fatalf("read should fail over to the replica: %v, %v", reply, err)
+	}
+	rej := metrictest.Total(t, rd, "rampart.bulkhead.rejections", nil)
+	spans := exp.GetSpans()
+	t.Logf("exported spans: %d, rampart.bulkhead.rejections = %v", len(spans), rej)
+	if len(spans) == 0 {
+		t.Errorf("a call whose attempt the bulkhead refused was not exported")
+	}
+	if rej != 1 {
+		t.Errorf("rampart.bulkhead.rejections = %v, want 1", rej)
+	}
 }

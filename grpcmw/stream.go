@@ -160,7 +160,7 @@ func StreamBreaker(g *breaker.Group) grpc.StreamClientInterceptor {
 		node, b := attemptBreaker(attemptFrom(ctx), cc, g)
 		tk, err := b.Admit()
 		if err != nil {
-			return nil, &Error{Code: codes.Unavailable, Node: node, Err: err}
+			return nil, breakerRefusal(ctx, node, err)
 		}
 		es := newEndStream(desc, true, func(err error) { tk.Done(breakerOutcome(ctx, err)) })
 		cs, err := streamer(ctx, desc, cc, method, es.opts(opts)...)

@@ -134,6 +134,26 @@ func (ts *traceState) recordWait(rateLimit bool, node string, d time.Duration) {
 	}
 }
 
+// rejectAttempt records that node's breaker or bulkhead refused an attempt
+// of the call with err: the call is exported, even if a later attempt on
+// another node succeeds, and the bulkhead's refusal is counted. The call's
+// end records only the refusals that end a call (budget, rate limit,
+// failover). A stream's call may have ended already: mu orders the two.
+func (ts *traceState) rejectAttempt(node string, err error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.ended {
+		return
+	}
+	switch {
+	case errors.Is(err, breaker.ErrOpen):
+		ts.call.Rejected(sampling.PolicyBreaker, err)
+	case errors.Is(err, bulkhead.ErrFull):
+		ts.metrics.BulkheadRejected(ts.sctx, node)
+		ts.call.Rejected(sampling.PolicyBulkhead, err)
+	}
+}
+
 // spanName is the call's span name: the method without its leading slash
 // ("echo.Echo/Echo"), bounded by the service's own methods.
 func spanName(method string) string { return strings.TrimPrefix(method, "/") }
@@ -320,15 +340,7 @@ func recordRejection(ts *traceState, err error) {
 		ts.metrics.RateLimited(ts.sctx, "")
 	case errors.Is(err, ErrNoHealthyNode):
 		p = sampling.PolicyFailover
-	case errors.Is(err, breaker.ErrOpen):
-		p = sampling.PolicyBreaker
-	case errors.Is(err, bulkhead.ErrFull):
-		p = sampling.PolicyBulkhead
-		var e *Error
-		if errors.As(err, &e) {
-			ts.metrics.BulkheadRejected(ts.sctx, e.Node)
-		}
-	default:
+	default: // a breaker's or bulkhead's refusal: recorded at its attempt
 		return
 	}
 	ts.call.Rejected(p, err)
