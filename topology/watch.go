@@ -164,7 +164,9 @@ func (w *Watcher) Wait(ctx context.Context) (*Map, error) {
 // watcher's goroutine, after Current already returns the new map, under no
 // lock; it must not block long. Subscribers are called one after another, in
 // the order they subscribed. Subscribe does not replay the map in use:
-// call Current after Subscribe to learn it.
+// call Current after Subscribe to learn it. Once cancel has returned, fn
+// is not called again, unless a call of it had already begun (cancel may
+// be called from fn itself).
 func (w *Watcher) Subscribe(fn func(*Map)) (cancel func()) {
 	if fn == nil {
 		return func() {}
@@ -271,14 +273,17 @@ func (w *Watcher) poll(ctx context.Context) bool {
 	for id := range w.subs {
 		ids = append(ids, id)
 	}
-	slices.Sort(ids) // in the order they subscribed
-	fns := make([]func(*Map), len(ids))
-	for i, id := range ids {
-		fns[i] = w.subs[id]
-	}
 	w.mu.Unlock()
-	for _, fn := range fns {
-		fn(m)
+	slices.Sort(ids) // in the order they subscribed
+	for _, id := range ids {
+		// Looked up again at its turn: a subscriber cancelled while an
+		// earlier one ran is not called.
+		w.mu.Lock()
+		fn := w.subs[id]
+		w.mu.Unlock()
+		if fn != nil {
+			fn(m)
+		}
 	}
 	return true
 }

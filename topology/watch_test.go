@@ -411,3 +411,37 @@ func TestSubscribersInOrder(t *testing.T) {
 		}
 	}
 }
+
+// A subscriber cancelled while an earlier subscriber runs is not called
+// for that map: once its cancel has returned, it is not called again.
+func TestUnsubscribedNotCalled(t *testing.T) {
+	m, err := topology.Parse(mapJSON(t, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := topology.NewWatcher(topology.Static(m), topology.WithInterval(time.Hour))
+	inFirst := make(chan struct{})
+	release := make(chan struct{})
+	w.Subscribe(func(*topology.Map) {
+		close(inFirst)
+		<-release
+	})
+	var cancelled, calledAfter atomic.Bool
+	cancel := w.Subscribe(func(*topology.Map) {
+		if cancelled.Load() {
+			calledAfter.Store(true)
+		}
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	<-inFirst // the watcher is delivering the first map
+	cancel()
+	cancelled.Store(true)
+	close(release)
+	stop()
+	<-done
+	if calledAfter.Load() {
+		t.Fatal("subscriber called after its cancel func returned")
+	}
+}
