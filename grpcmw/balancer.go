@@ -215,7 +215,7 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	a := attemptFrom(info.Ctx)
 	if a != nil {
 		if node, pinned := a.pinnedNode(); pinned {
-			return p.pickNode(node)
+			return p.pickNode(a, node)
 		}
 	}
 	var route Route
@@ -295,7 +295,7 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 // pickNode picks the SubConn of the node the failover step chose: READY is
 // picked, connecting waits for the next picker, anything else fails the
 // attempt with Unavailable so that the retry step moves on.
-func (p *picker) pickNode(addr string) (balancer.PickResult, error) {
+func (p *picker) pickNode(a *attemptInfo, addr string) (balancer.PickResult, error) {
 	c, ok := p.conns[addr]
 	if !ok {
 		if cur := p.router.watcher.Current(); cur != nil && p.m != nil && cur.Epoch > p.m.Epoch {
@@ -304,7 +304,11 @@ func (p *picker) pickNode(addr string) (balancer.PickResult, error) {
 			// picker is on its way. Wait for it.
 			return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 		}
-		return balancer.PickResult{}, status.Error(codes.Unavailable, "grpcmw: node "+addr+" is not in the balancer's topology yet")
+		// A map newer than the failover step's dropped the node: the
+		// attempt fails, for the retry step to route again, but the node
+		// was never contacted, and its breaker does not count it.
+		a.setUnrouted()
+		return balancer.PickResult{}, status.Error(codes.Unavailable, "grpcmw: node "+addr+" is not in the balancer's topology")
 	}
 	switch c.state {
 	case connectivity.Ready:

@@ -161,6 +161,9 @@ type attemptInfo struct {
 	mu     sync.Mutex
 	node   string // the node of this attempt ("ip:port"), once chosen
 	pinned bool   // node was chosen by Failover: the picker must use it
+	// unrouted says the picker could not use the pinned node, which its
+	// newer map no longer has: the node was never contacted.
+	unrouted bool
 	// brk is node's breaker in the group brkGroup, when Failover looked it
 	// up while choosing node, so that the breaker step need not look it up
 	// again. Both are nil otherwise.
@@ -236,6 +239,24 @@ func (a *attemptInfo) pinnedBreaker(g *breaker.Group) (string, bool, *breaker.Br
 		return a.node, a.pinned, nil
 	}
 	return a.node, a.pinned, a.brk
+}
+
+// setUnrouted notes that the picker could not use the pinned node.
+func (a *attemptInfo) setUnrouted() {
+	a.mu.Lock()
+	a.unrouted = true
+	a.mu.Unlock()
+}
+
+// wasUnrouted reports whether the picker could not use the pinned node;
+// a may be nil.
+func (a *attemptInfo) wasUnrouted() bool {
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.unrouted
 }
 
 func (a *attemptInfo) getNode() string {

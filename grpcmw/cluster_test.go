@@ -596,3 +596,49 @@ func TestCallAfterEpochChangeWaitsForPicker(t *testing.T) {
 		t.Errorf("%d failures counted against %s, a healthy new primary", n, yAddr)
 	}
 }
+
+// The reverse of TestCallAfterEpochChangeWaitsForPicker: the failover step
+// pins a call by the map in use (x primary); before the attempt is picked,
+// a new map drops x (y primary) and this ClientConn's balancer already has
+// it. The attempt fails, for the retry step to route again, but x, healthy
+// and never contacted, gets no failure on its breaker (it did).
+func TestStaleRouteToRemovedNode(t *testing.T) {
+	m := loadMap(t)
+	c := clustertest.New(t, m)
+	x, y := m.Partitions[1].Primary, m.Partitions[1].Replicas[0]
+	src := &mapSource{}
+	src.m.Store(withPartition(t, m, 100, 1, x)) // y in no map
+	v2 := withPartition(t, m, 101, 1, y)         // x in no map
+	w := runWatcher(t, topology.NewWatcher(src, topology.WithInterval(5*time.Millisecond)))
+	key := keyFor(t, m, 1)
+	var hold atomic.Bool
+	hook := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if hold.Load() { // the attempt's node is chosen: now the map changes
+			src.m.Store(v2)
+			for i := 0; i < 400 && w.Current().Epoch != v2.Epoch; i++ {
+				time.Sleep(5 * time.Millisecond)
+			}
+			time.Sleep(100 * time.Millisecond) // the ClientConn's balancer gets v2
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	bg := breaker.NewGroup(breaker.Settings{}, 0)
+	conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(grpcmw.WithWatcher(w),
+		grpcmw.WithPort(c.GRPCPort()), grpcmw.WithBreakers(bg), grpcmw.WithRetry(&retry.Policy{MaxAttempts: 1})),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithChainUnaryInterceptor(hook))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	echo := pb.NewEchoClient(conn)
+	if reply, err := echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key)); err != nil || reply.Node != x {
+		t.Fatalf("before the change: %v, %v; want %s", reply, err, x)
+	}
+	hold.Store(true)
+	_, err = echo.Echo(callCtx(t), &pb.EchoRequest{Key: key}, grpcmw.PartitionKey(key))
+	hold.Store(false)
+	xAddr := topology.SplitNode(x, c.GRPCPort())
+	if n := bg.Get(xAddr).Counts().TotalFailures; n != 0 {
+		t.Errorf("call err %v; %d failure(s) counted against %s, a healthy node the new map dropped", err, n, xAddr)
+	}
+}

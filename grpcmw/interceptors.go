@@ -142,7 +142,7 @@ type unaryAttempts struct {
 func (c *unaryCall) attempt(actx context.Context, at retry.Attempt) error {
 	st := c.st
 	a := &st.a
-	a.tried, a.node, a.pinned = c.tried, "", false
+	a.tried, a.node, a.pinned, a.unrouted = c.tried, "", false, false
 	a.brk, a.brkGroup = nil, nil
 	a.partition, a.part, a.router, a.waited = -1, nil, nil, at.Waited
 	st.trailer = nil
@@ -441,7 +441,7 @@ func breakerOutcome(ctx context.Context, err error) breaker.Outcome {
 	if err == nil {
 		return breaker.Success
 	}
-	if localRefusal(err) {
+	if localRefusal(err) || attemptFrom(ctx).wasUnrouted() {
 		return breaker.Neutral
 	}
 	switch classify(attemptFrom(ctx).callerOr(ctx), ctx, err, nil).outcome {
