@@ -103,13 +103,13 @@ func Start(m *topology.Map, opts ...Option) (*Cluster, error) {
 	mh, err := net.Listen("tcp", net.JoinHostPort(masterIP.String(), "0"))
 	if err != nil {
 		closeAll(append(httpLns, grpcLns...)...)
-		return nil, fmt.Errorf("clustertest: master: %w", err)
+		return nil, fmt.Errorf("%w: master: %w", ErrNoPorts, err)
 	}
 	mg, err := net.Listen("tcp", net.JoinHostPort(masterIP.String(), "0"))
 	if err != nil {
 		closeAll(append(httpLns, mh)...)
 		closeAll(grpcLns...)
-		return nil, fmt.Errorf("clustertest: master: %w", err)
+		return nil, fmt.Errorf("%w: master: %w", ErrNoPorts, err)
 	}
 	names := make([]string, len(ips))
 	for i, ip := range ips {

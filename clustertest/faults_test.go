@@ -365,3 +365,81 @@ func TestCloseReportsStuckRequests(t *testing.T) {
 		t.Errorf("InFlight after the forced close = %d", n.InFlight())
 	}
 }
+
+// A request stalled on a node that also has a latency completes once the
+// node is healed: it waited out the latency Heal had removed.
+func TestHealReleasesStalledRequestWithLatency(t *testing.T) {
+	c := clustertest.New(t, threePartitions(t), fast)
+	hc := httpClient(t)
+	n := c.Node("127.0.1.6")
+	n.SetLatency(time.Hour)
+	n.Stall()
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/x", nil)
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = errors.New(resp.Status)
+			}
+		}
+		done <- err
+	}()
+	waitUntil(t, "the request to stall", func() bool { return n.InFlight() == 1 })
+	healed := time.Now()
+	n.Heal()
+	if err := <-done; err != nil {
+		t.Fatalf("stalled request after Heal: %v after %v; want 200 at once (Heal removed the latency)", err, time.Since(healed).Round(time.Millisecond))
+	}
+}
+
+// Every error of the package matches one of its sentinels, also Recover's
+// when its address is taken (ErrNoPorts).
+func TestRecoverErrorMatchesSentinel(t *testing.T) {
+	c := clustertest.New(t, threePartitions(t), fast)
+	n := c.Node("127.0.1.6")
+	n.Crash()
+	ln, err := net.Listen("tcp", n.HTTPAddr()) // someone else took the port
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = n.Recover()
+	if err == nil {
+		t.Fatal("Recover succeeded on a taken address")
+	}
+	for _, s := range []error{clustertest.ErrInvalidTopology, clustertest.ErrNoPorts, clustertest.ErrClosed, clustertest.ErrStuck} {
+		if errors.Is(err, s) {
+			return
+		}
+	}
+	t.Fatalf("Recover = %v: matches none of the package's sentinel errors", err)
+}
+
+// A request already waiting out a node's latency completes at once when
+// the node is healed.
+func TestHealEndsLatencyWait(t *testing.T) {
+	c := clustertest.New(t, threePartitions(t), fast)
+	hc := httpClient(t)
+	n := c.Node("127.0.1.6")
+	n.SetLatency(time.Hour)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/x", nil)
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	waitUntil(t, "the request to arrive", func() bool { return n.InFlight() == 1 })
+	n.Heal()
+	if err := <-done; err != nil {
+		t.Fatalf("delayed request after Heal: %v; want it to complete at once", err)
+	}
+}

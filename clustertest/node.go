@@ -86,6 +86,7 @@ type Node struct {
 	mu          sync.Mutex // guards what follows; held only briefly
 	cur         *life      // nil while crashed or closed
 	stall       chan struct{}
+	healed      chan struct{} // closed by Heal (then replaced): ends latency waits
 	latency     time.Duration
 	errRate     float64
 	errSeq      int64
@@ -208,12 +209,12 @@ func (n *Node) Recover() error {
 	}
 	lnH, err := net.Listen("tcp", n.httpAddr)
 	if err != nil {
-		return fmt.Errorf("clustertest: recover %s: %w", n.ip, err)
+		return fmt.Errorf("%w: recover %s: %w", ErrNoPorts, n.ip, err)
 	}
 	lnG, err := net.Listen("tcp", n.grpcAddr)
 	if err != nil {
 		_ = lnH.Close()
-		return fmt.Errorf("clustertest: recover %s: %w", n.ip, err)
+		return fmt.Errorf("%w: recover %s: %w", ErrNoPorts, n.ip, err)
 	}
 	n.setRunning(n.startLife(lnH, lnG))
 	select {
@@ -274,13 +275,17 @@ func (n *Node) InterruptStreams(after int) {
 }
 
 // Heal removes every fault but a crash (use Recover for that) and lets
-// stalled requests complete.
+// stalled and delayed requests complete at once.
 func (n *Node) Heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stall != nil {
 		close(n.stall)
 		n.stall = nil
+	}
+	if n.healed != nil {
+		close(n.healed)
+		n.healed = nil // the next delayed request makes a new one
 	}
 	n.latency, n.errRate, n.errSeq = 0, 0, 0
 	n.throttle, n.retryAfter = false, 0
@@ -301,7 +306,7 @@ const (
 // node stalls or delays.
 func (n *Node) admit(ctx context.Context, l *life) (verdict, time.Duration) {
 	n.mu.Lock()
-	stall, latency := n.stall, n.latency
+	stall := n.stall
 	n.mu.Unlock()
 	if stall != nil {
 		select {
@@ -312,10 +317,20 @@ func (n *Node) admit(ctx context.Context, l *life) (verdict, time.Duration) {
 			return failAbort, 0
 		}
 	}
+	// Read after the stall: the Heal that ended it removed the latency.
+	n.mu.Lock()
+	latency := n.latency
+	if latency > 0 && n.healed == nil {
+		n.healed = make(chan struct{})
+	}
+	healed := n.healed
+	n.mu.Unlock()
 	if latency > 0 {
 		t := time.NewTimer(latency)
 		select {
 		case <-t.C:
+		case <-healed:
+			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
 			return failAbort, 0

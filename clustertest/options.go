@@ -17,7 +17,9 @@ var (
 	// no partitions, an empty primary, a node that is not a loopback
 	// address, or a node listed twice in one partition.
 	ErrInvalidTopology = errors.New("clustertest: invalid topology")
-	// ErrNoPorts means no port could be bound on every node address.
+	// ErrNoPorts means a port could not be bound: no port free on every
+	// node address, none for the master, or a node's own ports taken by
+	// the time Recover binds them again.
 	ErrNoPorts = errors.New("clustertest: cannot bind ports")
 	// ErrClosed is returned by Recover after the cluster was closed.
 	ErrClosed = errors.New("clustertest: cluster closed")
