@@ -150,8 +150,12 @@ type call struct {
 	tpVal   [1]string // the first attempt's traceparent header value
 	tpBuf   [55]byte  // backs tpVal[0]; written once per call
 	attOpen bool
-	plainTP bool
-	tpUsed  bool
+	// attAdopt says the open attempt was started by Tracing, which found
+	// no retry layer right below it: a retry loop further down (behind the
+	// caller's middleware) adopts it as its first attempt.
+	attAdopt bool
+	plainTP  bool
+	tpUsed   bool
 
 	finished    bool  // the creating layer has returned; the call is over
 	primaryOnly bool  // the current attempt is a write confined to the primary

@@ -252,8 +252,14 @@ func (f *Failover) RoundTrip(r *http.Request) (*http.Response, error) {
 	)
 	if c.trace != nil && !c.attOpen {
 		// No loop owner above started this attempt: make it one.
-		resp, err = sendAttempt(c, f, r, 0)
+		resp, err = sendAttempt(c, f, r, 0, false)
 	} else if err = f.route(s, c, r); err == nil {
+		if c.attOpen {
+			// Started above, before the node was known (Tracing or the
+			// caller's middleware between this layer and the one that
+			// started it): the attempt names the node it goes to.
+			c.att.SetNode(c.node, c.partition)
+		}
 		resp, err = f.next.RoundTrip(r)
 	}
 	if created {

@@ -190,7 +190,7 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 		// Only a failover layer below routes this attempt; one above this
 		// layer has fixed the node of every attempt already.
 		c.node, c.nodes, c.svc, c.primaryOnly = "", nil, nil, false
-		res, err := sendAttempt(c, rt.next, req, a.Waited)
+		res, err := sendAttempt(c, rt.next, req, a.Waited, true)
 		if err != nil {
 			if cancel != nil {
 				cancel()
@@ -249,12 +249,12 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 // next RoundTripper returned, a retryable status included.
 func (rt *Retry) single(c *call, r *http.Request) (*http.Response, error) {
 	if rt.attemptTimeout <= 0 {
-		return sendAttempt(c, rt.next, r, 0)
+		return sendAttempt(c, rt.next, r, 0, true)
 	}
 	actx, cancel := context.WithTimeout(r.Context(), rt.attemptTimeout)
 	r = r.WithContext(actx)
 	c.cur = r
-	res, err := sendAttempt(c, rt.next, r, 0)
+	res, err := sendAttempt(c, rt.next, r, 0, true)
 	if err != nil {
 		cancel()
 		return nil, err

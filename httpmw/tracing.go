@@ -113,7 +113,11 @@ func (t *Tracing) RoundTrip(r *http.Request) (*http.Response, error) {
 	if t.retryBelow {
 		resp, err = t.next.RoundTrip(r)
 	} else {
-		resp, err = sendAttempt(c, t.next, r, 0)
+		// A retry loop may sit below, behind the caller's own middleware:
+		// it adopts the attempt started here as its first.
+		c.attAdopt = true
+		resp, err = sendAttempt(c, t.next, r, 0, false)
+		c.attAdopt = false
 	}
 	if c.attOpen { // a layer below left it open
 		c.endAttempt(r.Context(), resp, err, 0)
@@ -140,10 +144,21 @@ func spanName(method string) string {
 
 // sendAttempt sends one attempt of the call through next, recording it as a
 // sampling attempt when the call is traced. When next is a Failover layer,
-// the request is routed first so that the attempt knows its node.
-func sendAttempt(c *call, next http.RoundTripper, r *http.Request, waited time.Duration) (*http.Response, error) {
-	if c.trace == nil || c.attOpen {
+// the request is routed first so that the attempt knows its node. A retry
+// loop (adopt) makes an attempt Tracing left open for it its own: it ends
+// it with this try's outcome, and starts its next tries' attempts itself.
+func sendAttempt(c *call, next http.RoundTripper, r *http.Request, waited time.Duration, adopt bool) (*http.Response, error) {
+	if c.trace == nil {
 		return next.RoundTrip(r)
+	}
+	if c.attOpen {
+		if !adopt || !c.attAdopt {
+			return next.RoundTrip(r) // the attempt is a layer's above
+		}
+		c.attAdopt = false
+		resp, err := next.RoundTrip(r)
+		c.endAttempt(r.Context(), resp, err, waited)
+		return resp, err
 	}
 	send := next
 	if f, ok := next.(*Failover); ok {

@@ -653,6 +653,33 @@ func (a Attempt) AppendTraceparent(dst []byte) []byte {
 	return hex.AppendEncode(dst, flags[:])
 }
 
+// SetNode sets the node ("host:port") and partition (-1: none) of an
+// attempt started before they were known: a layer that routes requests
+// below the one that started the attempt. The attempt's span and metrics
+// then name them. It does nothing once the attempt has ended, and costs
+// nothing when they are unchanged.
+func (a Attempt) SetNode(node string, partition int) {
+	r := a.rec()
+	if r == nil || r.ended || (r.node == node && r.partition == partition) {
+		return
+	}
+	r.node, r.partition = node, partition
+	if r.live != nil {
+		var kv []attribute.KeyValue
+		host, port := splitNode(node)
+		if host != "" {
+			kv = append(kv, AttrServerAddress.String(host))
+		}
+		if port > 0 {
+			kv = append(kv, AttrServerPort.Int(port))
+		}
+		if partition >= 0 {
+			kv = append(kv, AttrPartition.Int(partition))
+		}
+		r.live.SetAttributes(kv...)
+	}
+}
+
 // SetAttributes adds attributes to the attempt's span (for example a status
 // code). Keep them bounded: never a URL path, query or header value.
 func (a Attempt) SetAttributes(kv ...attribute.KeyValue) {
