@@ -16,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/goleak"
 
 	"github.com/rampart-go/rampart/sampling"
@@ -579,5 +580,28 @@ func TestWithoutPoolingKeepsContexts(t *testing.T) {
 		if got, ok := sampling.AttemptFromContext(actx); !ok || got.Number() != 0 {
 			t.Errorf("ratio %v: AttemptFromContext after End = %v, attempt %d; want a void attempt", ratio, ok, got.Number())
 		}
+	}
+}
+
+// With a provider that records nothing (a noop provider, the global
+// default), a call whose parent is sampled passes the parent's decision on
+// downstream, as the OpenTelemetry API does without an SDK (it sent
+// sampled=0, and downstream services dropped the upstream's trace).
+func TestSampledParentNoopProvider(t *testing.T) {
+	tr := sampling.NewTracer(sampling.WithTracerProvider(tracenoop.NewTracerProvider()),
+		sampling.WithPropagator(propagation.TraceContext{}), sampling.WithRatio(0))
+	parent := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true})
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(), parent)
+	cctx, c := tr.Start(ctx, "GET", trace.SpanKindClient)
+	actx, a := c.StartAttempt(cctx, "127.0.0.1:80", -1)
+	carrier := propagation.MapCarrier{}
+	a.Inject(actx, carrier)
+	a.End(sampling.Success, nil, 0)
+	c.End(nil)
+	tp := carrier.Get("traceparent")
+	t.Logf("parent sampled, traceparent sent: %s", tp)
+	if tp[len(tp)-2:] != "01" {
+		t.Errorf("sampled parent's flag not propagated: %s", tp)
 	}
 }

@@ -404,12 +404,15 @@ func (c *Call) exportParent(synthetic bool) trace.SpanContext {
 }
 
 // unsampledSC is the span context propagated for span ID id of an unsampled
-// call: the call's trace ID, the parent's trace state, sampled flag unset.
+// call: the call's trace ID, the parent's trace state and flags. A call is
+// unsampled under a sampled parent only when the provider recorded nothing
+// (a noop provider, the global default): the parent's decision then goes
+// on downstream, as the OpenTelemetry API passes it through without an SDK.
 func (c *Call) unsampledSC(id trace.SpanID) trace.SpanContext {
 	return trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID:    c.traceID,
 		SpanID:     id,
-		TraceFlags: c.parent.TraceFlags() &^ trace.FlagsSampled,
+		TraceFlags: c.parent.TraceFlags(),
 		TraceState: c.parent.TraceState(),
 	})
 }
