@@ -4,15 +4,27 @@ import "testing"
 
 // Each scenario's own invariants pass on good figures and fail on bad ones.
 func TestScenarioChecks(t *testing.T) {
-	base := Result{AttemptTimeoutMs: 250, MaxBackoffMs: 100, ProbeCap: 2}
+	base := Result{AttemptTimeoutMs: 250, MaxBackoffMs: 100, ProbeCap: 2, ReadCalls: 1000}
 	cases := []struct {
 		scenario string
 		good     func(*Result)
 		bad      func(*Result)
 	}{
 		{"primary-crash",
+			func(r *Result) { r.ReadAvailability, r.EpochChanges = 1, 1 },
+			func(r *Result) { r.ReadAvailability, r.EpochChanges = 1, 1; r.MaxWriteOverDeadline = 500 }},
+		// No replica was promoted.
+		{"primary-crash",
+			func(r *Result) { r.ReadAvailability, r.EpochChanges = 1, 1 },
+			func(r *Result) { r.ReadAvailability, r.EpochChanges = 1, 0 }},
+		// No reads: read availability shows nothing.
+		{"brownout",
 			func(r *Result) { r.ReadAvailability = 1 },
-			func(r *Result) { r.ReadAvailability = 1; r.MaxWriteOverDeadline = 500 }},
+			func(r *Result) { r.ReadAvailability, r.ReadCalls = 1, 0 }},
+		// An attempt reached a node without a valid traceparent.
+		{"throttled",
+			func(r *Result) { r.ReadAvailability = 1; r.ReadP99ms = 3 },
+			func(r *Result) { r.ReadAvailability = 1; r.ReadP99ms = 3; r.BadTraceparents = 1 }},
 		{"brownout",
 			func(r *Result) { r.ReadAvailability = 0.999 },
 			func(r *Result) { r.ReadAvailability = 0.98 }},
