@@ -70,7 +70,10 @@ func WithWatcher(w *topology.Watcher) Option {
 
 // WithRouter is WithWatcher with a Router the caller built (to share it
 // between ClientConns, say). It takes precedence over WithWatcher, and the
-// Router's own port, hasher and breakers are used.
+// Router's own port, hasher and breakers are used. Build it with
+// WithBreakers: a Router without breakers cannot skip nodes whose breaker
+// is open (the preset's breaker step then guards each node with a group
+// of its own, which failover does not see).
 func WithRouter(r *Router) Option {
 	return func(c *config) { c.router = r }
 }
