@@ -188,6 +188,9 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate replica spelled twice", edit(t, `["127.0.2.6"]`, `["::2", "0::2"]`), "duplicate replica"},
 		{"duplicate replica v4-mapped", edit(t, `["127.0.2.6"]`, `["127.0.2.6", "::ffff:127.0.2.6"]`), "duplicate replica"},
 		{"primary as v4-mapped replica", edit(t, `["127.0.2.6"]`, `["::ffff:127.0.2.5"]`), "own replica"},
+		{"unspecified primary", edit(t, `"127.0.2.5"`, `"0.0.0.0"`), "not a node's address"},
+		{"unspecified v6 replica", edit(t, `["127.0.2.6"]`, `["[::]:80"]`), "not a node's address"},
+		{"multicast replica", edit(t, `["127.0.2.6"]`, `["224.0.0.1"]`), "not a node's address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
