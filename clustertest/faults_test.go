@@ -366,33 +366,38 @@ func TestCloseReportsStuckRequests(t *testing.T) {
 	}
 }
 
-// A request stalled on a node that also has a latency completes once the
-// node is healed: it waited out the latency Heal had removed.
-func TestHealReleasesStalledRequestWithLatency(t *testing.T) {
-	c := clustertest.New(t, threePartitions(t), fast)
-	hc := httpClient(t)
-	n := c.Node("127.0.1.6")
-	n.SetLatency(time.Hour)
-	n.Stall()
-	done := make(chan error, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	go func() {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/x", nil)
-		resp, err := hc.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				err = errors.New(resp.Status)
-			}
+// A request delayed by a node's latency, or stalled on a node that also
+// has one, completes at once when the node is healed (the stalled one
+// waited out the latency Heal had removed, the delayed one its own).
+func TestHealEndsLatency(t *testing.T) {
+	for _, stall := range []bool{true, false} {
+		c := clustertest.New(t, threePartitions(t), fast)
+		hc := httpClient(t)
+		n := c.Node("127.0.1.6")
+		n.SetLatency(time.Hour)
+		if stall {
+			n.Stall()
 		}
-		done <- err
-	}()
-	waitUntil(t, "the request to stall", func() bool { return n.InFlight() == 1 })
-	healed := time.Now()
-	n.Heal()
-	if err := <-done; err != nil {
-		t.Fatalf("stalled request after Heal: %v after %v; want 200 at once (Heal removed the latency)", err, time.Since(healed).Round(time.Millisecond))
+		done := make(chan error, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/x", nil)
+			resp, err := hc.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = errors.New(resp.Status)
+				}
+			}
+			done <- err
+		}()
+		waitUntil(t, "the request to arrive", func() bool { return n.InFlight() == 1 })
+		n.Heal()
+		err := <-done
+		cancel()
+		if err != nil {
+			t.Fatalf("request (stalled %v) after Heal: %v; want 200 at once", stall, err)
+		}
 	}
 }
 
@@ -417,29 +422,4 @@ func TestRecoverErrorMatchesSentinel(t *testing.T) {
 		}
 	}
 	t.Fatalf("Recover = %v: matches none of the package's sentinel errors", err)
-}
-
-// A request already waiting out a node's latency completes at once when
-// the node is healed.
-func TestHealEndsLatencyWait(t *testing.T) {
-	c := clustertest.New(t, threePartitions(t), fast)
-	hc := httpClient(t)
-	n := c.Node("127.0.1.6")
-	n.SetLatency(time.Hour)
-	done := make(chan error, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	go func() {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/x", nil)
-		resp, err := hc.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		done <- err
-	}()
-	waitUntil(t, "the request to arrive", func() bool { return n.InFlight() == 1 })
-	n.Heal()
-	if err := <-done; err != nil {
-		t.Fatalf("delayed request after Heal: %v; want it to complete at once", err)
-	}
 }

@@ -21,18 +21,11 @@ import (
 // the response) has the outcome failure, on its logical span and in
 // rampart.calls: it was recorded as a success.
 func TestFailedResponseCallOutcome(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	srv := unavailableServer(t)
 	rd := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	tr := sampling.NewTracer(sampling.WithRatio(0), sampling.WithTracerProvider(tp), sampling.WithMeterProvider(mp))
+	tr, exp := errorsOnlyTracer(t, sampling.WithMeterProvider(mp))
 
 	tr2 := &http.Transport{}
 	defer tr2.CloseIdleConnections()
@@ -66,15 +59,8 @@ func TestFailedResponseCallOutcome(t *testing.T) {
 // An exported attempt span carries its response's status code, as
 // Tracing's documentation says.
 func TestAttemptSpanHasStatusCode(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	tr := sampling.NewTracer(sampling.WithRatio(0), sampling.WithTracerProvider(tp))
+	srv := unavailableServer(t)
+	tr, exp := errorsOnlyTracer(t)
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
 	client := &http.Client{Transport: httpmw.NewTracing(base, httpmw.WithTracer(tr))}
@@ -110,4 +96,24 @@ func attrOf(kvs []attribute.KeyValue, k attribute.Key) (attribute.Value, bool) {
 		}
 	}
 	return attribute.Value{}, false
+}
+
+// unavailableServer answers every request 503.
+func unavailableServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// errorsOnlyTracer is a tracer that head-samples nothing, so that only the
+// calls that saw an error reach its exporter, which it returns.
+func errorsOnlyTracer(t *testing.T, opts ...sampling.Option) (*sampling.Tracer, *tracetest.InMemoryExporter) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	opts = append([]sampling.Option{sampling.WithRatio(0), sampling.WithTracerProvider(tp)}, opts...)
+	return sampling.NewTracer(opts...), exp
 }

@@ -45,11 +45,7 @@ func TestMiddlewareBetweenTracingAndRetry(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	defer srv.Close()
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	tr := sampling.NewTracer(sampling.WithRatio(0), sampling.WithTracerProvider(tp))
+	tr, exp := errorsOnlyTracer(t)
 
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
