@@ -608,7 +608,7 @@ func TestStaleRouteToRemovedNode(t *testing.T) {
 	x, y := m.Partitions[1].Primary, m.Partitions[1].Replicas[0]
 	src := &mapSource{}
 	src.m.Store(withPartition(t, m, 100, 1, x)) // y in no map
-	v2 := withPartition(t, m, 101, 1, y)         // x in no map
+	v2 := withPartition(t, m, 101, 1, y)        // x in no map
 	w := runWatcher(t, topology.NewWatcher(src, topology.WithInterval(5*time.Millisecond)))
 	key := keyFor(t, m, 1)
 	var hold atomic.Bool

@@ -2,6 +2,7 @@ package grpcmw
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 )
@@ -18,7 +19,7 @@ import (
 // callFinish holds the caller's OnFinish callbacks of one call.
 type callFinish struct {
 	fns  []func(error)
-	once sync.Once
+	done atomic.Bool
 }
 
 // splitFinish returns opts without its grpc.OnFinish options, of which
@@ -43,16 +44,16 @@ func splitFinish(opts []grpc.CallOption, n int) ([]grpc.CallOption, *callFinish)
 }
 
 // deliver runs the callbacks with err the first time it is called. A nil
-// cf does nothing.
+// cf does nothing. A callback may use the stream, and so call deliver
+// again (a Header that starts the attempts on an ended context): that
+// call returns at once.
 func (cf *callFinish) deliver(err error) {
-	if cf == nil {
+	if cf == nil || !cf.done.CompareAndSwap(false, true) {
 		return
 	}
-	cf.once.Do(func() {
-		for _, f := range cf.fns {
-			f(err)
-		}
-	})
+	for _, f := range cf.fns {
+		f(err)
+	}
 }
 
 // attempt returns the part of a stream attempt in cf, or nil for a nil cf.

@@ -135,7 +135,7 @@ type unaryAttempts struct {
 	a       attemptInfo // reused: attempts run one after another
 	first   attemptCtx  // the first attempt's context
 	trailer metadata.MD
-	optBuf  [3]grpc.CallOption
+	optBuf  [4]grpc.CallOption // room for 3 of the caller's options (gRPC's defaults count)
 }
 
 // attempt runs one attempt of the call.

@@ -445,13 +445,17 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 // SendMsg buffers the request until the stream opens.
 func (s *retryStream) SendMsg(m any) error {
 	s.mu.Lock()
-	defer s.unlock()
 	if s.started {
-		if s.cur == nil {
-			return s.err
+		// Not under the lock: gRPC may finish the stream inside SendMsg
+		// and run OnFinish callbacks that use the stream.
+		cur, err := s.cur, s.err
+		s.unlock()
+		if cur == nil {
+			return err
 		}
-		return s.cur.SendMsg(m)
+		return cur.SendMsg(m)
 	}
+	defer s.unlock()
 	if s.hasReq {
 		// An error of the client's own aborts the stream, as gRPC's
 		// SendMsg does: later calls report it and run no attempt.
@@ -498,13 +502,15 @@ func (s *retryStream) awaitRequest() error {
 // CloseSend is noted until the stream opens.
 func (s *retryStream) CloseSend() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.started {
-		if s.cur == nil {
+		cur := s.cur
+		s.mu.Unlock()
+		if cur == nil {
 			return nil
 		}
-		return s.cur.CloseSend()
+		return cur.CloseSend()
 	}
+	defer s.mu.Unlock()
 	s.closeSend = true
 	s.markSent()
 	return nil

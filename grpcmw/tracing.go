@@ -39,6 +39,9 @@ type traceState struct {
 	mu    sync.Mutex
 	ended bool
 	open  *streamAttempt // the stream's attempt in progress, if any
+	// refused says rejectAttempt recorded a breaker's or bulkhead's
+	// refusal of an attempt: the call's end does not record it again.
+	refused bool
 }
 
 // streamAttempt is a stream's attempt as StreamAttemptTracing records it.
@@ -137,8 +140,8 @@ func (ts *traceState) recordWait(rateLimit bool, node string, d time.Duration) {
 // rejectAttempt records that node's breaker or bulkhead refused an attempt
 // of the call with err: the call is exported, even if a later attempt on
 // another node succeeds, and the bulkhead's refusal is counted. The call's
-// end records only the refusals that end a call (budget, rate limit,
-// failover). A stream's call may have ended already: mu orders the two.
+// end then records no breaker or bulkhead refusal again. A stream's call
+// may have ended already: mu orders the two.
 func (ts *traceState) rejectAttempt(node string, err error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -148,9 +151,11 @@ func (ts *traceState) rejectAttempt(node string, err error) {
 	switch {
 	case errors.Is(err, breaker.ErrOpen):
 		ts.call.Rejected(sampling.PolicyBreaker, err)
+		ts.refused = true
 	case errors.Is(err, bulkhead.ErrFull):
 		ts.metrics.BulkheadRejected(ts.sctx, node)
 		ts.call.Rejected(sampling.PolicyBulkhead, err)
+		ts.refused = true
 	}
 }
 
@@ -340,7 +345,19 @@ func recordRejection(ts *traceState, err error) {
 		ts.metrics.RateLimited(ts.sctx, "")
 	case errors.Is(err, ErrNoHealthyNode):
 		p = sampling.PolicyFailover
-	default: // a breaker's or bulkhead's refusal: recorded at its attempt
+	case ts.refused:
+		return // recorded at its attempt
+	case errors.Is(err, breaker.ErrOpen):
+		// A refusal by a step of the caller's own, which rampart's
+		// attempt-level recording does not see.
+		p = sampling.PolicyBreaker
+	case errors.Is(err, bulkhead.ErrFull):
+		p = sampling.PolicyBulkhead
+		var e *Error
+		if errors.As(err, &e) {
+			ts.metrics.BulkheadRejected(ts.sctx, e.Node)
+		}
+	default:
 		return
 	}
 	ts.call.Rejected(p, err)

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/httpmw"
+	"github.com/rampart-go/rampart/internal/metrictest"
 	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 )
@@ -213,6 +216,51 @@ func TestMiddlewareDeadlineBreakerNeutral(t *testing.T) {
 		}
 		if st := bg.Get(u.Host).State(); st != breaker.StateClosed {
 			t.Errorf("with Tracing above: %v; the caller's middleware deadline (%v) opened the node's breaker (%v)", traced, err, st)
+		}
+	}
+}
+
+// A deadline the caller's own middleware sets below Tracing is the
+// caller's giving up: the attempt it ends is canceled, not a node failure,
+// with or without a Retry layer below the middleware (without one, Tracing
+// ended the attempt by its own request's context, which never saw the
+// deadline).
+func TestMiddlewareDeadlineAttemptOutcome(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+	deadlineMW := func(next http.RoundTripper) http.RoundTripper {
+		return httpmw.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			ctx, cancel := context.WithTimeout(r.Context(), 30*time.Millisecond)
+			defer cancel()
+			return next.RoundTrip(r.WithContext(ctx))
+		})
+	}
+	for _, withRetry := range []bool{true, false} {
+		rd := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+		t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+		tr := sampling.NewTracer(sampling.WithRatio(0), sampling.WithMeterProvider(mp))
+		var below httpmw.Middleware
+		if withRetry {
+			below = httpmw.RetryMiddleware(httpmw.WithRetry(&retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+		}
+		rt := httpmw.Chain(base, httpmw.TracingMiddleware(httpmw.WithTracer(tr)), deadlineMW, below)
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatal("no deadline error")
+		}
+		t.Logf("retry below: %v; rampart.attempts: %v", withRetry, metrictest.Points(t, rd, "rampart.attempts"))
+		if n := metrictest.Total(t, rd, "rampart.attempts", metrictest.Has(sampling.AttrOutcome, "failure")); n > 0 {
+			t.Errorf("retry below: %v; the middleware's deadline made %v attempt(s) a failure", withRetry, n)
 		}
 	}
 }

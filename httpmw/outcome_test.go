@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/rampart-go/rampart/httpmw"
 	"github.com/rampart-go/rampart/internal/metrictest"
+	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 )
 
@@ -116,4 +119,47 @@ func errorsOnlyTracer(t *testing.T, opts ...sampling.Option) (*sampling.Tracer, 
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	opts = append([]sampling.Option{sampling.WithRatio(0), sampling.WithTracerProvider(tp)}, opts...)
 	return sampling.NewTracer(opts...), exp
+}
+
+// Every exported attempt span carries http.response.status_code, as
+// Tracing's documentation says: also the successful retry of an unsampled
+// call exported because its first attempt got a 503.
+func TestExportedRetrySpanHasStatusCode(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	tr, exp := errorsOnlyTracer(t)
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+	rt := httpmw.Chain(base,
+		httpmw.TracingMiddleware(httpmw.WithTracer(tr)),
+		httpmw.RetryMiddleware(httpmw.WithRetry(&retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond})),
+	)
+	resp, err := (&http.Client{Transport: rt}).Get(srv.URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	spans := exp.GetSpans()
+	if len(spans) != 3 {
+		t.Fatalf("%d spans exported, want the call and its 2 attempts", len(spans))
+	}
+	for _, s := range spans {
+		a, ok := attrOf(s.Attributes, sampling.AttrAttempt)
+		if !ok {
+			continue
+		}
+		code, has := attrOf(s.Attributes, "http.response.status_code")
+		t.Logf("exported attempt %d: http.response.status_code %v (present %v)", a.AsInt64(), code.Emit(), has)
+		if !has {
+			t.Errorf("exported span of attempt %d carries no http.response.status_code", a.AsInt64())
+		}
+	}
 }

@@ -244,16 +244,19 @@ func (c *call) endAttempt(ctx context.Context, resp *http.Response, err error, w
 		default:
 			o = sampling.Success
 		}
-	case c.callerErr(ctx) != nil:
+	case c.callerErr(ctx) != nil, c.caller == nil && isContextErr(err):
+		// Without a retry loop no attempt has a timeout of its own: a
+		// context error is the caller's, also a deadline its middleware
+		// below this layer set.
 		o = sampling.Canceled
 	case localRejection(err):
 		o = sampling.Rejected
 	default:
 		o = sampling.Failure
 	}
-	if err == nil && (o != sampling.Success || c.trace.Sampled()) {
-		// Only spans that can be exported carry it: an unsampled call's
-		// successful attempt costs nothing more.
+	if err == nil && (o != sampling.Success || c.trace.Sampled() || c.trace.Errored()) {
+		// Only spans that can be exported carry it: a successful attempt
+		// of an unsampled call that saw no error costs nothing more.
 		c.att.SetAttributes(attrStatusCode.Int(resp.StatusCode))
 	}
 	c.att.End(o, err, waited)
@@ -298,4 +301,9 @@ func rejected(r *http.Request, err error) {
 		return
 	}
 	c.trace.Rejected(p, err)
+}
+
+// isContextErr reports whether err is a context's cancellation or deadline.
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

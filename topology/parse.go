@@ -308,7 +308,7 @@ func parseNode(s string) (addr netip.Addr, port int, problem string) {
 	if bracket && !addr.Is6() {
 		return addr, port, fmt.Sprintf("%q: only an IPv6 address goes in brackets", s)
 	}
-	if addr.IsUnspecified() || addr.IsMulticast() {
+	if u := addr.Unmap(); u.IsUnspecified() || u.IsMulticast() {
 		// 0.0.0.0 would dial this machine; neither names a node.
 		return addr, port, fmt.Sprintf("%q is not a node's address (unspecified or multicast)", host)
 	}

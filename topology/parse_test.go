@@ -191,6 +191,8 @@ func TestParseRejects(t *testing.T) {
 		{"unspecified primary", edit(t, `"127.0.2.5"`, `"0.0.0.0"`), "not a node's address"},
 		{"unspecified v6 replica", edit(t, `["127.0.2.6"]`, `["[::]:80"]`), "not a node's address"},
 		{"multicast replica", edit(t, `["127.0.2.6"]`, `["224.0.0.1"]`), "not a node's address"},
+		{"v4-mapped unspecified", edit(t, `"127.0.2.5"`, `"::ffff:0.0.0.0"`), "not a node's address"},
+		{"v4-mapped unspecified with port", edit(t, `"127.0.2.5"`, `"[::ffff:0.0.0.0]:80"`), "not a node's address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
