@@ -406,8 +406,10 @@ func (c *Call) exportParent(synthetic bool) trace.SpanContext {
 // unsampledSC is the span context propagated for span ID id of an unsampled
 // call: the call's trace ID, the parent's trace state and flags. A call is
 // unsampled under a sampled parent only when the provider recorded nothing
-// (a noop provider, the global default): the parent's decision then goes
-// on downstream, as the OpenTelemetry API passes it through without an SDK.
+// (a noop provider, the global default, or a sampler that ignores the
+// parent): the parent's decision still goes on downstream, as the
+// OpenTelemetry API passes it through without an SDK, so that the services
+// below keep the trace the caller sampled.
 func (c *Call) unsampledSC(id trace.SpanID) trace.SpanContext {
 	return trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID:    c.traceID,
