@@ -145,18 +145,24 @@ func (ts *traceState) recordWait(rateLimit bool, node string, d time.Duration) {
 func (ts *traceState) rejectAttempt(node string, err error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.ended {
-		return
+	if !ts.ended {
+		ts.refusal(node, err)
 	}
+}
+
+// refusal records err in the call if it is a refusal by node's breaker or
+// bulkhead. A stream's caller holds mu.
+func (ts *traceState) refusal(node string, err error) {
 	switch {
 	case errors.Is(err, breaker.ErrOpen):
 		ts.call.Rejected(sampling.PolicyBreaker, err)
-		ts.refused = true
 	case errors.Is(err, bulkhead.ErrFull):
 		ts.metrics.BulkheadRejected(ts.sctx, node)
 		ts.call.Rejected(sampling.PolicyBulkhead, err)
-		ts.refused = true
+	default:
+		return
 	}
+	ts.refused = true
 }
 
 // spanName is the call's span name: the method without its leading slash
@@ -345,19 +351,17 @@ func recordRejection(ts *traceState, err error) {
 		ts.metrics.RateLimited(ts.sctx, "")
 	case errors.Is(err, ErrNoHealthyNode):
 		p = sampling.PolicyFailover
-	case ts.refused:
-		return // recorded at its attempt
-	case errors.Is(err, breaker.ErrOpen):
-		// A refusal by a step of the caller's own, which rampart's
-		// attempt-level recording does not see.
-		p = sampling.PolicyBreaker
-	case errors.Is(err, bulkhead.ErrFull):
-		p = sampling.PolicyBulkhead
-		var e *Error
-		if errors.As(err, &e) {
-			ts.metrics.BulkheadRejected(ts.sctx, e.Node)
-		}
 	default:
+		if !ts.refused {
+			// A refusal by a step of the caller's own, which rampart's
+			// attempt-level recording does not see.
+			var e *Error
+			node := ""
+			if errors.As(err, &e) {
+				node = e.Node
+			}
+			ts.refusal(node, err)
+		}
 		return
 	}
 	ts.call.Rejected(p, err)

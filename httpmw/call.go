@@ -2,6 +2,7 @@ package httpmw
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"net/url"
@@ -172,6 +173,18 @@ func (c *call) callerErr(ctx context.Context) error {
 		return c.caller.Err()
 	}
 	return ctx.Err()
+}
+
+// callerGone reports whether an attempt that returned err, sent with a
+// request whose context is ctx, ended because the caller gave up: the
+// caller's context is done (callerErr) or, outside a retry loop, where no
+// attempt has a timeout of its own, err is a context's error, also one of
+// a context derived below ctx (a deadline of the caller's middleware).
+func (c *call) callerGone(ctx context.Context, err error) bool {
+	if c.callerErr(ctx) != nil {
+		return true
+	}
+	return c.caller == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
 // Value answers the call's own key and defers to the parent otherwise.

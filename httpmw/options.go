@@ -3,7 +3,6 @@ package httpmw
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/rampart-go/rampart/breaker"
@@ -146,7 +145,7 @@ func WithService(s Service) Option {
 		if c.services == nil {
 			c.services = make(map[string]*service)
 		}
-		c.services[strings.ToLower(s.Host)] = newService(s)
+		c.services[hostKey(s.Host)] = newService(s)
 	}
 }
 

@@ -146,7 +146,7 @@ func ServiceTransport(base *http.Transport, hosts ...string) http.RoundTripper {
 	}
 	st := &serviceTransport{base: base, byHost: make(map[string]*http.Transport, len(hosts))}
 	for _, h := range hosts {
-		h = strings.ToLower(h)
+		h = hostKey(h)
 		name := h
 		if hn, _, err := net.SplitHostPort(h); err == nil {
 			name = hn

@@ -244,10 +244,7 @@ func (c *call) endAttempt(ctx context.Context, resp *http.Response, err error, w
 		default:
 			o = sampling.Success
 		}
-	case c.callerErr(ctx) != nil, c.caller == nil && isContextErr(err):
-		// Without a retry loop no attempt has a timeout of its own: a
-		// context error is the caller's, also a deadline its middleware
-		// below this layer set.
+	case c.callerGone(ctx, err):
 		o = sampling.Canceled
 	case localRejection(err):
 		o = sampling.Rejected
@@ -301,9 +298,4 @@ func rejected(r *http.Request, err error) {
 		return
 	}
 	c.trace.Rejected(p, err)
-}
-
-// isContextErr reports whether err is a context's cancellation or deadline.
-func isContextErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

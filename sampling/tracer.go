@@ -562,16 +562,7 @@ func (c *Call) attemptStartAttrs(r *attemptRec) []attribute.KeyValue {
 // appendAttemptStartAttrs appends the attributes an attempt span starts
 // with to kv.
 func (c *Call) appendAttemptStartAttrs(kv []attribute.KeyValue, r *attemptRec) []attribute.KeyValue {
-	host, port := splitNode(r.node)
-	if host != "" {
-		kv = append(kv, AttrServerAddress.String(host))
-	}
-	if port > 0 {
-		kv = append(kv, AttrServerPort.Int(port))
-	}
-	if r.partition >= 0 {
-		kv = append(kv, AttrPartition.Int(r.partition))
-	}
+	kv = appendNodeAttrs(kv, r.node, r.partition)
 	kv = append(kv, AttrAttempt.Int(r.n))
 	if c.t.resendKey != "" && r.n > 1 {
 		kv = append(kv, c.t.resendKey.Int(r.n-1))
@@ -670,19 +661,24 @@ func (a Attempt) SetNode(node string, partition int) {
 	}
 	r.node, r.partition = node, partition
 	if r.live != nil {
-		var kv []attribute.KeyValue
-		host, port := splitNode(node)
-		if host != "" {
-			kv = append(kv, AttrServerAddress.String(host))
-		}
-		if port > 0 {
-			kv = append(kv, AttrServerPort.Int(port))
-		}
-		if partition >= 0 {
-			kv = append(kv, AttrPartition.Int(partition))
-		}
-		r.live.SetAttributes(kv...)
+		r.live.SetAttributes(appendNodeAttrs(nil, node, partition)...)
 	}
+}
+
+// appendNodeAttrs appends the attributes that name an attempt's node and
+// partition (-1: none) to kv.
+func appendNodeAttrs(kv []attribute.KeyValue, node string, partition int) []attribute.KeyValue {
+	host, port := splitNode(node)
+	if host != "" {
+		kv = append(kv, AttrServerAddress.String(host))
+	}
+	if port > 0 {
+		kv = append(kv, AttrServerPort.Int(port))
+	}
+	if partition >= 0 {
+		kv = append(kv, AttrPartition.Int(partition))
+	}
+	return kv
 }
 
 // SetAttributes adds attributes to the attempt's span (for example a status
