@@ -335,10 +335,14 @@ func (s *retryStream) finishUnstarted() {
 // over ends the stream with err, for the caller's OnFinish callbacks (once
 // s.mu is released): the committed attempt's end, when there is one,
 // delivers its own. s.mu is held.
-func (s *retryStream) over(err error) {
+func (s *retryStream) over(err error) { s.settle(pendingFinish{over: true, err: err}) }
+
+// settle decides what the caller's OnFinish callbacks get, if there are
+// any; finishUnstarted no longer runs them. s.mu is held.
+func (s *retryStream) settle(p pendingFinish) {
 	if s.fin != nil {
 		s.finStop()
-		s.pending = pendingFinish{over: true, err: err}
+		s.pending = p
 	}
 }
 
@@ -423,10 +427,7 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 		if (err == nil || err == io.EOF) && timedOut == nil {
 			s.last.Store(&streamRef{cs})
 			firstErr = err
-			if s.fin != nil {
-				s.finStop()
-				s.pending = pendingFinish{af: af}
-			}
+			s.settle(pendingFinish{af: af}) // its end is the call's
 			return nil
 		}
 		return s.failed(a, err, cs.Trailer(), timedOut)
@@ -483,8 +484,8 @@ func (s *retryStream) markSent() {
 // awaitRequest waits, without holding s.mu, until the caller has given
 // the request or closed the send side (or Header started the attempts):
 // gRPC lets a caller's RecvMsg in one goroutine come before its SendMsg in
-// another, and the attempts replay the request. It returns the caller's context's error,
-// as a status, if that ends first.
+// another, and the attempts replay the request. It returns the caller's
+// context's error, as a status, if that ends first.
 func (s *retryStream) awaitRequest() error {
 	select {
 	case <-s.sent:
