@@ -2,7 +2,6 @@ package grpcmw_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
 	"github.com/rampart-go/rampart/internal/metrictest"
-	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 	"github.com/rampart-go/rampart/topology"
 )
@@ -84,26 +82,15 @@ func TestCustomBreakerRefusalRecorded(t *testing.T) {
 func TestOnFinishFromSendMsg(t *testing.T) {
 	for _, name := range []string{"plain", "StreamRetry"} {
 		t.Run(name, func(t *testing.T) {
-			var ics []grpc.StreamClientInterceptor
-			if name == "StreamRetry" {
-				ics = append(ics, grpcmw.StreamRetry(retry.NewPolicy(retry.Policy{MaxAttempts: 2})))
-			}
-			conn, _ := streamServer(t, ics...)
-			var csv atomic.Value
-			finished := make(chan error, 1)
-			onFinish := grpc.OnFinish(func(err error) {
-				if cs, ok := csv.Load().(grpc.ClientStream); ok {
-					_, _ = cs.Header() // the header arrived long ago
-				}
-				finished <- err
-			})
+			conn, _ := streamServer(t, plainOrRetry(name, 2)...)
+			onFinish, setStream, finished := headerReadingFinish()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			cs, err := conn.NewStream(ctx, hangDesc, hangMethod, onFinish)
 			if err != nil {
 				t.Fatal(err)
 			}
-			csv.Store(cs)
+			setStream(cs)
 			if err := cs.SendMsg(&pb.StreamRequest{Count: -3}); err != nil { // one message, then waits
 				t.Fatal(err)
 			}
@@ -138,25 +125,14 @@ func TestOnFinishFromSendMsg(t *testing.T) {
 func TestOnFinishHeaderAfterCancelBeforeStart(t *testing.T) {
 	for _, name := range []string{"plain", "StreamRetry"} {
 		t.Run(name, func(t *testing.T) {
-			var ics []grpc.StreamClientInterceptor
-			if name == "StreamRetry" {
-				ics = append(ics, grpcmw.StreamRetry(retry.NewPolicy(retry.Policy{MaxAttempts: 2})))
-			}
-			conn, _ := streamServer(t, ics...)
-			var csv atomic.Value
-			finished := make(chan error, 1)
-			onFinish := grpc.OnFinish(func(err error) {
-				if cs, ok := csv.Load().(grpc.ClientStream); ok {
-					_, _ = cs.Header()
-				}
-				finished <- err
-			})
+			conn, _ := streamServer(t, plainOrRetry(name, 2)...)
+			onFinish, setStream, finished := headerReadingFinish()
 			ctx, cancel := context.WithCancel(context.Background())
 			cs, err := conn.NewStream(ctx, hangDesc, hangMethod, onFinish)
 			if err != nil {
 				t.Fatal(err)
 			}
-			csv.Store(cs)
+			setStream(cs)
 			if err := cs.SendMsg(&pb.StreamRequest{Count: -3}); err != nil {
 				t.Fatal(err)
 			}

@@ -298,24 +298,13 @@ func TestStreamHeaderBeforeSend(t *testing.T) {
 func TestOnFinishCallbackReadsStream(t *testing.T) {
 	for _, name := range []string{"plain", "StreamRetry"} {
 		t.Run(name, func(t *testing.T) {
-			var ics []grpc.StreamClientInterceptor
-			if name == "StreamRetry" {
-				ics = append(ics, grpcmw.StreamRetry(retry.NewPolicy(retry.Policy{MaxAttempts: 1})))
-			}
-			conn, _ := streamServer(t, ics...)
-			var csv atomic.Value
-			finished := make(chan error, 1)
-			onFinish := grpc.OnFinish(func(err error) {
-				if cs, ok := csv.Load().(grpc.ClientStream); ok {
-					_, _ = cs.Header() // the stream is over: returns at once under gRPC
-				}
-				finished <- err
-			})
+			conn, _ := streamServer(t, plainOrRetry(name, 1)...)
+			onFinish, setStream, finished := headerReadingFinish()
 			cs, err := conn.NewStream(context.Background(), flakyDesc, flakyMethod, onFinish) // its first call fails: Unavailable
 			if err != nil {
 				t.Fatal(err)
 			}
-			csv.Store(cs)
+			setStream(cs)
 			if err := cs.SendMsg(&pb.StreamRequest{}); err != nil {
 				t.Fatal(err)
 			}
@@ -378,4 +367,28 @@ func TestAttemptOutcomeAtClientConnClose(t *testing.T) {
 			}
 		}
 	}
+}
+
+// headerReadingFinish is an OnFinish option whose callback reads the
+// header of the stream given to set (as a log line might), then reports
+// the status on finished.
+func headerReadingFinish() (opt grpc.CallOption, set func(grpc.ClientStream), finished <-chan error) {
+	var csv atomic.Value
+	ch := make(chan error, 1)
+	opt = grpc.OnFinish(func(err error) {
+		if cs, ok := csv.Load().(grpc.ClientStream); ok {
+			_, _ = cs.Header()
+		}
+		ch <- err
+	})
+	return opt, func(cs grpc.ClientStream) { csv.Store(cs) }, ch
+}
+
+// plainOrRetry is no interceptor for "plain", StreamRetry with attempts
+// for "StreamRetry": a test's two runs, without and with rampart.
+func plainOrRetry(name string, attempts int) []grpc.StreamClientInterceptor {
+	if name == "StreamRetry" {
+		return []grpc.StreamClientInterceptor{grpcmw.StreamRetry(retry.NewPolicy(retry.Policy{MaxAttempts: attempts}))}
+	}
+	return nil
 }

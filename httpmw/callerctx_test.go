@@ -184,30 +184,17 @@ func TestUpgradeWithAttemptTimeout(t *testing.T) {
 // call's parent, which never sees the middleware's deadline (the breaker
 // counted a failure against a node merely slower than the caller wanted).
 func TestMiddlewareDeadlineBreakerNeutral(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(2 * time.Second):
-		}
-	}))
-	defer srv.Close()
+	srv := slowServer(t)
 	u, _ := url.Parse(srv.URL)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	deadlineMW := func(next http.RoundTripper) http.RoundTripper {
-		return httpmw.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
-			ctx, cancel := context.WithTimeout(r.Context(), 30*time.Millisecond)
-			defer cancel()
-			return next.RoundTrip(r.WithContext(ctx))
-		})
-	}
 	for _, traced := range []bool{false, true} {
 		bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1, Timeout: time.Hour}, 0)
 		var tracing httpmw.Middleware
 		if traced {
 			tracing = httpmw.TracingMiddleware(httpmw.WithTracer(sampling.NewTracer()))
 		}
-		rt := httpmw.Chain(tr, tracing, deadlineMW, httpmw.BreakerMiddleware(httpmw.WithBreakers(bg)))
+		rt := httpmw.Chain(tr, tracing, deadlineMiddleware, httpmw.BreakerMiddleware(httpmw.WithBreakers(bg)))
 		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 		resp, err := rt.RoundTrip(req)
 		if err == nil {
@@ -226,22 +213,9 @@ func TestMiddlewareDeadlineBreakerNeutral(t *testing.T) {
 // ended the attempt by its own request's context, which never saw the
 // deadline).
 func TestMiddlewareDeadlineAttemptOutcome(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(2 * time.Second):
-		}
-	}))
-	defer srv.Close()
+	srv := slowServer(t)
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
-	deadlineMW := func(next http.RoundTripper) http.RoundTripper {
-		return httpmw.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
-			ctx, cancel := context.WithTimeout(r.Context(), 30*time.Millisecond)
-			defer cancel()
-			return next.RoundTrip(r.WithContext(ctx))
-		})
-	}
 	for _, withRetry := range []bool{true, false} {
 		rd := sdkmetric.NewManualReader()
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
@@ -251,7 +225,7 @@ func TestMiddlewareDeadlineAttemptOutcome(t *testing.T) {
 		if withRetry {
 			below = httpmw.RetryMiddleware(httpmw.WithRetry(&retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
 		}
-		rt := httpmw.Chain(base, httpmw.TracingMiddleware(httpmw.WithTracer(tr)), deadlineMW, below)
+		rt := httpmw.Chain(base, httpmw.TracingMiddleware(httpmw.WithTracer(tr)), deadlineMiddleware, below)
 		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 		resp, err := rt.RoundTrip(req)
 		if err == nil {
@@ -263,4 +237,25 @@ func TestMiddlewareDeadlineAttemptOutcome(t *testing.T) {
 			t.Errorf("retry below: %v; the middleware's deadline made %v attempt(s) a failure", withRetry, n)
 		}
 	}
+}
+
+// slowServer answers after 2s, or when its request's context ends.
+func slowServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second):
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// deadlineMiddleware is a caller's middleware that gives each request 30ms.
+func deadlineMiddleware(next http.RoundTripper) http.RoundTripper {
+	return httpmw.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Millisecond)
+		defer cancel()
+		return next.RoundTrip(r.WithContext(ctx))
+	})
 }

@@ -5,7 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,15 +126,7 @@ func errorsOnlyTracer(t *testing.T, opts ...sampling.Option) (*sampling.Tracer, 
 // Tracing's documentation says: also the successful retry of an unsampled
 // call exported because its first attempt got a 503.
 func TestExportedRetrySpanHasStatusCode(t *testing.T) {
-	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1) == 1 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ok")
-	}))
-	defer srv.Close()
+	srv := failOnceServer(t)
 	tr, exp := errorsOnlyTracer(t)
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
@@ -162,4 +155,36 @@ func TestExportedRetrySpanHasStatusCode(t *testing.T) {
 			t.Errorf("exported span of attempt %d carries no http.response.status_code", a.AsInt64())
 		}
 	}
+}
+
+// onceFailing is a loopback server whose first request gets a 503 and
+// every later one a 200; it keeps the traceparent of each request.
+type onceFailing struct {
+	*httptest.Server
+	mu  sync.Mutex
+	tps []string
+}
+
+func failOnceServer(t *testing.T) *onceFailing {
+	s := &onceFailing{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.tps = append(s.tps, r.Header.Get("Traceparent"))
+		first := len(s.tps) == 1
+		s.mu.Unlock()
+		if first {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// traceparents returns the traceparent of each request served, in order.
+func (s *onceFailing) traceparents() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.tps)
 }

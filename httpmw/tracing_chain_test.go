@@ -4,10 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,20 +28,7 @@ import (
 // call is exported with a span per attempt, each attempt with its own
 // traceparent (the loop's tries were one attempt, never exported).
 func TestMiddlewareBetweenTracingAndRetry(t *testing.T) {
-	var n atomic.Int32
-	var mu sync.Mutex
-	var tps []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		tps = append(tps, r.Header.Get("Traceparent"))
-		mu.Unlock()
-		if n.Add(1) == 1 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ok")
-	}))
-	defer srv.Close()
+	srv := failOnceServer(t)
 	tr, exp := errorsOnlyTracer(t)
 
 	base := &http.Transport{}
@@ -64,8 +48,9 @@ func TestMiddlewareBetweenTracingAndRetry(t *testing.T) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || n.Load() != 2 {
-		t.Fatalf("status %d after %d requests", resp.StatusCode, n.Load())
+	tps := srv.traceparents()
+	if resp.StatusCode != 200 || len(tps) != 2 {
+		t.Fatalf("status %d after %d requests", resp.StatusCode, len(tps))
 	}
 	spans := exp.GetSpans()
 	t.Logf("server saw traceparents %q; %d spans exported", tps, len(spans))
