@@ -120,19 +120,27 @@ func chainUnary(ics []grpc.UnaryClientInterceptor, final grpc.UnaryInvoker) grpc
 	return inv
 }
 
+// stubSteps is what the interceptors need to run without a network: a key
+// of partition 0, a Router over a static map with its breakers, a bulkhead
+// group, and an invoker that succeeds at once.
+func stubSteps(tb testing.TB) (key string, r *grpcmw.Router, bg *breaker.Group, hg *bulkhead.Group, ok grpc.UnaryInvoker) {
+	m := loadMap(tb)
+	key = keyFor(tb, m, 0)
+	w := runWatcher(tb, topology.NewWatcher(topology.Static(m)))
+	bg = breaker.NewGroup(breaker.Settings{}, 0)
+	hg, err := bulkhead.NewGroup(bulkhead.Config{}, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r = grpcmw.NewRouter(w, grpcmw.WithPort(7070), grpcmw.WithBreakers(bg))
+	ok = func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
+	return key, r, bg, hg, ok
+}
+
 // BenchmarkInterceptors measures the interceptors alone against an invoker
 // that succeeds at once.
 func BenchmarkInterceptors(b *testing.B) {
-	m := loadMap(b)
-	key := keyFor(b, m, 0)
-	w := runWatcher(b, topology.NewWatcher(topology.Static(m)))
-	bg := breaker.NewGroup(breaker.Settings{}, 0)
-	hg, err := bulkhead.NewGroup(bulkhead.Config{}, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := grpcmw.NewRouter(w, grpcmw.WithPort(7070), grpcmw.WithBreakers(bg))
-	ok := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
+	key, r, bg, hg, ok := stubSteps(b)
 	cases := []struct {
 		name string
 		ics  []grpc.UnaryClientInterceptor

@@ -8,28 +8,17 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/rampart-go/rampart/breaker"
-	"github.com/rampart-go/rampart/bulkhead"
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
 	"github.com/rampart-go/rampart/internal/metrictest"
 	"github.com/rampart-go/rampart/sampling"
-	"github.com/rampart-go/rampart/topology"
 )
 
 // A unary call through the preset with three call options (a partition
 // key, Read, and a caller's MaxAttempts) allocates no more than one with a
 // single option: the options are copied into the call's own buffer.
 func TestPresetAllocsThreeCallOptions(t *testing.T) {
-	m := loadMap(t)
-	key := keyFor(t, m, 0)
-	w := runWatcher(t, topology.NewWatcher(topology.Static(m)))
-	bg := breaker.NewGroup(breaker.Settings{}, 0)
-	hg, err := bulkhead.NewGroup(bulkhead.Config{}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := grpcmw.NewRouter(w, grpcmw.WithPort(7070), grpcmw.WithBreakers(bg))
-	ok := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
+	key, r, bg, hg, ok := stubSteps(t)
 	inv := chainUnary([]grpc.UnaryClientInterceptor{grpcmw.PresetUnary(
 		grpcmw.WithRouter(r), grpcmw.WithBreakers(bg), grpcmw.WithBulkheads(hg))}, ok)
 	ctx := context.Background()
