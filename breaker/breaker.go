@@ -546,7 +546,9 @@ func (b *Breaker) readyToTrip(c gobreaker.Counts) bool {
 	trip := c.ConsecutiveFailures >= b.consecutive
 	if !trip && b.ratio > 0 {
 		n := c.TotalSuccesses + c.TotalFailures
-		trip = n >= b.minRequests && float64(c.TotalFailures) >= b.ratio*float64(n)
+		// The share as a quotient: it rounds to the ratio written as that
+		// fraction (7/25 is the double 0.28), where 0.28×25 rounds above 7.
+		trip = n > 0 && n >= b.minRequests && float64(c.TotalFailures)/float64(n) >= b.ratio
 	}
 	if trip {
 		b.tripCounts = fromGobreaker(c)

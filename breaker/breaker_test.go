@@ -623,3 +623,36 @@ func TestRejectionAllocatesNothing(t *testing.T) {
 		t.Errorf("success path: %v allocs, want at most 2 (gobreaker's done closure and ours)", n)
 	}
 }
+
+// A failure share equal to FailureRatio trips the breaker, also where the
+// product ratio×total rounds up in floating point (0.28×25 = 7.000…01).
+func TestFailureRatioReachedExactly(t *testing.T) {
+	for _, tc := range []struct {
+		ratio               float64
+		successes, failures int
+	}{
+		{0.28, 18, 7},  // 7/25
+		{0.14, 43, 7},  // 7/50
+		{0.56, 11, 14}, // 14/25
+	} {
+		n := uint32(tc.successes + tc.failures)
+		b := breaker.New(breaker.Settings{
+			ConsecutiveFailures: 1000, FailureRatio: tc.ratio, MinRequests: n,
+			Window: time.Hour, Timeout: time.Hour,
+		})
+		for i := range n {
+			done, err := b.Allow()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(i) < tc.successes {
+				done(breaker.Success)
+			} else {
+				done(breaker.Failure)
+			}
+		}
+		if got := b.State(); got != breaker.StateOpen {
+			t.Errorf("FailureRatio %v, %d/%d failures: state %v, want open", tc.ratio, tc.failures, n, got)
+		}
+	}
+}

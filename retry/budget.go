@@ -59,7 +59,7 @@ type Budget struct {
 }
 
 // maxBudgetFloor caps MinRetries: a trillion retries per window is no
-// limit, and a larger floor would overflow the budget's arithmetic.
+// limit at all.
 const maxBudgetFloor = 1 << 40
 
 type budgetSlot struct {
@@ -83,9 +83,9 @@ func NewBudget(cfg BudgetConfig, opts ...Option) *Budget {
 	return &Budget{cfg: cfg, clock: o.clock}
 }
 
-// params returns the effective config: ratio in thousandths, the floor, and
-// the slot length in nanoseconds.
-func (b *Budget) params() (ratioMilli, floor, slot int64) {
+// params returns the effective config: the ratio, the floor, and the slot
+// length in nanoseconds.
+func (b *Budget) params() (ratio float64, floor, slot int64) {
 	r := b.cfg.Ratio
 	switch {
 	case r == 0:
@@ -102,14 +102,14 @@ func (b *Budget) params() (ratioMilli, floor, slot int64) {
 	case floor < 0:
 		floor = 0
 	case floor > maxBudgetFloor:
-		floor = maxBudgetFloor // as good as unlimited; floor*1000 cannot overflow
+		floor = maxBudgetFloor // as good as unlimited
 	}
 	w := b.cfg.Window
 	if w <= 0 {
 		w = DefaultBudgetWindow
 	}
 	slot = max(int64(w)/budgetSlots, 1)
-	return int64(r * 1000), floor, slot
+	return r, floor, slot
 }
 
 func (b *Budget) now() time.Time {
@@ -154,7 +154,7 @@ func (b *Budget) Deposit() {
 // retries in the window, this one included, must not exceed
 // MinRetries + Ratio × calls in the window. A refusal is counted in Stats.
 func (b *Budget) Withdraw() bool {
-	ratioMilli, floor, slot := b.params()
+	ratio, floor, slot := b.params()
 	b.mu.Lock()
 	epoch := b.epoch(slot)
 	var dep, wd int64
@@ -165,7 +165,10 @@ func (b *Budget) Withdraw() bool {
 			wd += s.withdrawals
 		}
 	}
-	ok := (wd+1)*1000 <= floor*1000+ratioMilli*dep
+	// wd+1 <= floor + ratio×dep, compared as a share of the calls: the
+	// quotient rounds to the ratio written as that fraction (29/100 is
+	// the double 0.29), where the product may not (0.29×100 < 29).
+	ok := wd+1 <= floor || (dep > 0 && float64(wd+1-floor)/float64(dep) <= ratio)
 	if ok {
 		b.current(epoch).withdrawals++
 		b.stats.Retries++

@@ -193,3 +193,30 @@ func TestBudgetHugeFloor(t *testing.T) {
 		}
 	}
 }
+
+// The budget keeps the ratio as given: a third of 3 calls is one retry,
+// and ratios finer than a thousandth still grant retries.
+func TestBudgetRatioExact(t *testing.T) {
+	for _, tc := range []struct {
+		ratio float64
+		calls int
+		want  int // floor(Ratio × calls), no MinRetries floor
+	}{
+		{1.0 / 3, 3, 1},
+		{0.29, 100, 29}, // 0.29×100 is 28.999… in floating point
+		{0.0005, 10000, 5},
+		{0.0001, 10000, 1},
+	} {
+		b := retry.NewBudget(retry.BudgetConfig{Ratio: tc.ratio, MinRetries: -1, Window: time.Hour})
+		for range tc.calls {
+			b.Deposit()
+		}
+		got := 0
+		for b.Withdraw() {
+			got++
+		}
+		if got != tc.want {
+			t.Errorf("Ratio %v, %d calls: %d retries granted, want %d", tc.ratio, tc.calls, got, tc.want)
+		}
+	}
+}
