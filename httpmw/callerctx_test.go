@@ -138,7 +138,9 @@ func TestBufferingBodyHonoursContext(t *testing.T) {
 
 // TestUpgradeWithAttemptTimeout: the body of a 101 Switching Protocols
 // response stays an io.ReadWriteCloser through the retry layer's attempt
-// timeout wrapper, so the caller can talk on the upgraded connection.
+// timeout wrapper, so the caller can talk on the upgraded connection, and
+// keeps net/http's CloseWrite, so the caller can half-close it (as
+// httputil.ReverseProxy does) and still read what the server sends then.
 func TestUpgradeWithAttemptTimeout(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, rw, err := http.NewResponseController(w).Hijack()
@@ -149,7 +151,8 @@ func TestUpgradeWithAttemptTimeout(t *testing.T) {
 		defer conn.Close()
 		_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 		_ = rw.Flush()
-		_, _ = io.Copy(conn, rw) // echo until the client closes
+		_, _ = io.Copy(conn, rw)          // echo until the client half-closes
+		_, _ = conn.Write([]byte("|bye")) // then say goodbye
 	}))
 	defer srv.Close()
 	transport := &http.Transport{}
@@ -172,9 +175,15 @@ func TestUpgradeWithAttemptTimeout(t *testing.T) {
 	if _, err := rwc.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(rwc, buf); err != nil || string(buf) != "ping" {
-		t.Fatalf("read %q, %v; want the echo", buf, err)
+	cw, ok := resp.Body.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("body %T has no CloseWrite: the upgraded connection cannot be half-closed", resp.Body)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(rwc); string(b) != "ping|bye" {
+		t.Fatalf("read %q, %v; want the echo and the goodbye", b, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package httpmw
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -120,5 +121,25 @@ func TestCallFitsSizeClass(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(call{}); n > 760 {
 		t.Fatalf("call is %d bytes: with its malloc header, over the 768-byte size class", n)
+	}
+}
+
+// rwNoHalfClose is an upgraded body that cannot half-close.
+type rwNoHalfClose struct{ io.ReadWriteCloser }
+
+// An upgraded body wrapped for an attempt timeout reports a body that
+// cannot half-close as net/http does: http.ErrNotSupported.
+func TestCancelRWBodyCloseWriteNotSupported(t *testing.T) {
+	cancelled := false
+	body := withCancel(rwNoHalfClose{}, func() { cancelled = true })
+	cw, ok := body.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("%T has no CloseWrite", body)
+	}
+	if err := cw.CloseWrite(); !errors.Is(err, http.ErrNotSupported) {
+		t.Errorf("CloseWrite = %v, want http.ErrNotSupported", err)
+	}
+	if cancelled {
+		t.Error("CloseWrite released the attempt's timeout: only Close does")
 	}
 }

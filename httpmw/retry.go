@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -376,6 +377,16 @@ type cancelRWBody struct {
 }
 
 func (b *cancelRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+// CloseWrite half-closes the upgraded connection, as net/http's own 101
+// body does (httputil.ReverseProxy relies on it): it forwards to the body,
+// or reports http.ErrNotSupported if the body cannot.
+func (b *cancelRWBody) CloseWrite() error {
+	if cw, ok := b.w.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("httpmw: CloseWrite: %w", http.ErrNotSupported)
+}
 
 // cancelBody releases an attempt's timeout when the response body is closed
 // or read to its end.
