@@ -160,6 +160,11 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 		pol = &capped
 	}
 
+	// The route a failover layer above this one chose, which every attempt
+	// keeps; without one, a failover layer below routes each attempt.
+	aboveNode, aboveNodes, aboveSvc, abovePrimaryOnly := c.node, c.nodes, c.svc, c.primaryOnly
+	movable := aboveSvc == nil // the next attempt may go to another node
+
 	var resp *http.Response
 	sent := false // an attempt took r's body, which the layers below close
 	err := pol.DoWithBudget(ctx, budget, func(ctx context.Context, a retry.Attempt) error {
@@ -188,15 +193,13 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 			req = r.WithContext(actx)
 			c.cur = req
 		}
-		// Only a failover layer below routes this attempt; one above this
-		// layer has fixed the node of every attempt already.
-		c.node, c.nodes, c.svc, c.primaryOnly = "", nil, nil, false
+		c.node, c.nodes, c.svc, c.primaryOnly = aboveNode, aboveNodes, aboveSvc, abovePrimaryOnly
 		res, err := sendAttempt(c, rt.next, req, a.Waited, true)
 		if err != nil {
 			if cancel != nil {
 				cancel()
 			}
-			return rt.classifyErr(c, err)
+			return rt.classifyErr(c, err, movable)
 		}
 		_, retryable := classifyStatus(res.StatusCode)
 		if !retryable {
@@ -219,7 +222,7 @@ func (rt *Retry) roundTrip(c *call, r *http.Request) (*http.Response, error) {
 			cancel()
 		}
 		serr := statusError(code)
-		if hasP && c.svc != nil && c.node != "" && pol.MaxPushback >= 0 {
+		if hasP && movable && c.svc != nil && c.node != "" && pol.MaxPushback >= 0 {
 			// The node asked to be left alone for pb: failover keeps the
 			// next attempts away from it, and the loop waits only if no
 			// other candidate is free sooner.
@@ -266,17 +269,19 @@ func (rt *Retry) single(c *call, r *http.Request) (*http.Response, error) {
 
 // classifyErr turns an attempt's transport error into what the retry loop
 // needs: retryable (connection errors, attempt timeouts, a rejection by a
-// node's breaker or bulkhead when failover can pick another node) or
-// permanent (caller cancellation, local rejections, routing errors).
-func (rt *Retry) classifyErr(c *call, err error) error {
+// node's breaker or bulkhead when failover below can pick another node,
+// movable) or permanent (caller cancellation, local rejections, routing
+// errors).
+func (rt *Retry) classifyErr(c *call, err error, movable bool) error {
 	if c.callerErr(c.Context) != nil { // c.caller is set: the loop runs
 		return retry.Permanent(err) // the caller's context: never retried
 	}
 	if !retryableError(err) {
 		return retry.Permanent(err)
 	}
-	if (errors.Is(err, breaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull)) && (c.node == "" || c.primaryOnly) {
-		// Without failover (or for a write confined to the primary) the
+	if (errors.Is(err, breaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull)) && (!movable || c.node == "" || c.primaryOnly) {
+		// Without failover below (none, or one above that fixed the node
+		// of every attempt) or for a write confined to the primary, the
 		// next attempt would meet the same node: fail fast.
 		return retry.Permanent(err)
 	}

@@ -215,3 +215,38 @@ func TestTLSNameAfterMapChange(t *testing.T) {
 		t.Fatalf("orders (Host orders-v2.internal) after a map change: err = %v, want a hostname verification error for orders", err)
 	}
 }
+
+// With failover above the retry layer (a supported order), every attempt
+// still verifies the logical name, also when the caller set a Host header
+// of its own: the retry loop keeps the route the outer failover chose.
+func TestTLSFailoverAboveRetryVerifiesLogicalName(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	host, portS, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(portS)
+	m := singleNodeMap(t, host)
+	base := srv.Client().Transport.(*http.Transport).Clone() // the certificate names 127.0.0.1 and example.com, not "orders"
+	base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return loopbackDial(ctx, &net.Dialer{}, network, addr)
+	}
+	defer base.CloseIdleConnections()
+	for _, above := range []bool{false, true} {
+		st := httpmw.ServiceTransport(base, "orders")
+		fo := httpmw.FailoverMiddleware(httpmw.WithService(httpmw.Service{Host: "orders", Topology: httpmw.FixedTopology(m), Port: port}))
+		re := httpmw.RetryMiddleware(httpmw.WithRetry(fastRetry(2)))
+		rt := httpmw.Chain(st, re, fo)
+		if above {
+			rt = httpmw.Chain(st, fo, re)
+		}
+		req, _ := http.NewRequestWithContext(httpmw.WithPartitionKey(context.Background(), "k"), "GET", "https://orders/x", nil)
+		req.Host = "orders-v2.internal" // virtual hosting on the node
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if he := (x509.HostnameError{}); !errors.As(err, &he) {
+			t.Errorf("failover above retry %v: err = %v, want a hostname error for \"orders\" (the node's IP was verified instead)", above, err)
+		}
+		st.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+	}
+}
