@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/rampart-go/rampart/breaker"
 	"github.com/rampart-go/rampart/sampling"
@@ -97,8 +98,9 @@ func hasHeader(h http.Header, canonicalKey string) bool {
 
 type callKey struct{}
 
-// maxTried bounds the nodes remembered per call; candidates lists are short.
-const maxTried = 4
+// maxTried is the number of nodes tried that a call holds inline; the
+// nodes of later attempts, if any, go to an overflow list.
+const maxTried = 3
 
 // call is the state of one logical call shared by the rampart layers of a
 // chain. It is created once, by the outermost rampart layer that needs it,
@@ -131,11 +133,14 @@ type call struct {
 	// caller's giving up; an attempt's own timeout is not.
 	caller context.Context
 
-	// Failover's memory of this call: the nodes already tried, in order.
+	// Failover's memory of this call: the nodes already tried, in order,
+	// the first maxTried inline and the rest (after as many failed
+	// attempts) in more.
 	tried [maxTried]string
-	node  string   // the node of the current attempt, "" if not routed
-	nodes []string // its partition's candidates, primary first (read-only)
-	svc   *service // the service that routed it; its Failover is svc.fo
+	more  *[]string // a pointer, and 3 inline: the call fits a 768-byte size class
+	node  string    // the node of the current attempt, "" if not routed
+	nodes []string  // its partition's candidates, primary first (read-only)
+	svc   *service  // the service that routed it; its Failover is svc.fo
 
 	// The breaker failover (fo, of the current attempt) last looked up in
 	// its group, for the breaker layer.
@@ -297,23 +302,34 @@ func cloneRequest(r *http.Request, ctx context.Context) *http.Request {
 	return &a.req
 }
 
-// tried reports whether node was already tried in this call.
+// wasTried reports whether node was already tried in this call.
 func (c *call) wasTried(node string) bool {
-	for i := 0; i < int(c.ntried); i++ {
-		if c.tried[i] == node {
-			return true
-		}
+	if slices.Contains(c.tried[:c.ntried], node) {
+		return true
 	}
-	return false
+	return c.more != nil && slices.Contains(*c.more, node)
 }
 
-// markTried records node as the latest tried; when the record is full the
-// oldest entry goes.
+// markTried records node as the latest tried.
 func (c *call) markTried(node string) {
-	if c.ntried == maxTried {
-		copy(c.tried[:], c.tried[1:])
-		c.ntried--
+	if c.ntried < maxTried {
+		c.tried[c.ntried] = node
+		c.ntried++
+		return
 	}
-	c.tried[c.ntried] = node
-	c.ntried++
+	if c.more == nil {
+		c.more = new([]string)
+	}
+	*c.more = append(*c.more, node)
+}
+
+// lastTried returns the node tried latest, or "" if none was.
+func (c *call) lastTried() string {
+	if c.more != nil {
+		return (*c.more)[len(*c.more)-1]
+	}
+	if c.ntried > 0 {
+		return c.tried[c.ntried-1]
+	}
+	return ""
 }

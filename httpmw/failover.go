@@ -381,8 +381,7 @@ func (f *Failover) pick(c *call, nodes []string, primaryOnly bool) (string, erro
 	// Every healthy candidate was tried: go round again, starting after
 	// the node tried last.
 	start := 0
-	if c.ntried > 0 {
-		last := c.tried[c.ntried-1]
+	if last := c.lastTried(); last != "" {
 		for i, n := range nodes {
 			if n == last {
 				start = i + 1

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -313,6 +314,32 @@ func TestRequestNotMutated(t *testing.T) {
 		if r.URL.Host != want[i] || r.Host != "orders" || r.URL.RawQuery != "b=c" {
 			t.Errorf("attempt %d: URL.Host %q Host %q", i+1, r.URL.Host, r.Host)
 		}
+	}
+}
+
+// A partition with more candidates than a call holds inline: every one is
+// tried once, in order, before the attempts start over after the last.
+func TestFailoverTriesEveryCandidateFirst(t *testing.T) {
+	m, err := topology.Parse([]byte(`{"clusterEpoch":1,"masterNodeId":"m","partitionCount":1,"partitions":[
+	 {"partitionIndex":0,"primaryNodeIp":"127.0.1.1","replicaNodeIps":["127.0.1.2","127.0.1.3","127.0.1.4","127.0.1.5","127.0.1.6"],"hashRangeStart":"00000000","hashRangeEnd":"ffffffff"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &script{codes: []int{503, 503, 503, 503, 503, 503, 503, 200}}
+	rt := httpmw.New(s, httpmw.WithRetry(fastRetry(8)),
+		httpmw.WithService(httpmw.Service{Host: "orders", Topology: httpmw.FixedTopology(m), Port: 8080}))
+	req, _ := http.NewRequestWithContext(httpmw.WithPartitionKey(context.Background(), "k"), "GET", "http://orders/", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var got []string
+	for _, r := range s.reqs {
+		got = append(got, strings.TrimSuffix(strings.TrimPrefix(r.URL.Host, "127.0.1."), ":8080"))
+	}
+	if want := []string{"1", "2", "3", "4", "5", "6", "1", "2"}; !slices.Equal(got, want) {
+		t.Errorf("attempts went to 127.0.1.%v, want %v", got, want)
 	}
 }
 
