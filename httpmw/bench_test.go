@@ -242,6 +242,11 @@ func BenchmarkLoopbackParallel(b *testing.B) {
 		}
 		benchRTParallel(b, failsafePreset(tr(b), 5), url+"/item?id=1")
 	})
+	// The floor's steps alone (bench_floor_test.go): what any chain with
+	// the preset's features costs at the least.
+	b.Run("floor", func(b *testing.B) {
+		benchRTParallel(b, newFloorRT(tr(b), net.JoinHostPort(host, strconv.Itoa(port))), "http://orders/item?id=1")
+	})
 }
 
 // zeroClock is a retry.Clock whose timers fire at once, allocation-free.
