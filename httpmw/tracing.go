@@ -54,7 +54,6 @@ type Tracing struct {
 	next       http.RoundTripper
 	tracer     *sampling.Tracer
 	retryBelow bool
-	plainTP    bool // the tracer propagates W3C trace context only
 }
 
 var _ http.RoundTripper = (*Tracing)(nil)
@@ -70,7 +69,6 @@ func newTracing(next http.RoundTripper, cfg *config) *Tracing {
 	t := &Tracing{next: ensureHTTP(next)}
 	if cfg.tracer != nil {
 		t.tracer = cfg.tracer.t
-		_, t.plainTP = t.tracer.Propagator().(propagation.TraceContext)
 	}
 	t.retryBelow = retryBelow(t.next)
 	return t
@@ -105,7 +103,8 @@ func (t *Tracing) RoundTrip(r *http.Request) (*http.Response, error) {
 	sctx, sc := t.tracer.Start(r.Context(), spanName(r.Method), trace.SpanKindClient)
 	c, r, created := joinCall(r)
 	prevTrace, prevCtx, prevTP := c.trace, c.tctx, c.plainTP
-	c.trace, c.tctx, c.plainTP = sc, sctx, t.plainTP
+	_, plainTP := t.tracer.Propagator().(propagation.TraceContext) // the global one may change
+	c.trace, c.tctx, c.plainTP = sc, sctx, plainTP
 	var (
 		resp *http.Response
 		err  error

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -125,5 +128,27 @@ func TestTracingTracestate(t *testing.T) {
 		if req.Header.Get("Tracestate") != "stale=1" {
 			t.Errorf("%s: the caller's header was modified", tc.name)
 		}
+	}
+}
+
+// The tracing middleware of a tracer made before the program set otel's
+// global propagator sends what that propagator writes (here baggage too).
+func TestTracingGlobalPropagatorSetLater(t *testing.T) {
+	tracer := sampling.NewTracer(sampling.WithRatio(0))
+	capt := &captureRT{}
+	rt := httpmw.NewTracing(capt, httpmw.WithTracer(tracer))
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	t.Cleanup(func() { otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator()) }) // injects nothing again
+
+	m, _ := baggage.NewMember("tenant", "acme")
+	b, _ := baggage.New(m)
+	req, _ := http.NewRequestWithContext(baggage.ContextWithBaggage(context.Background(), b), "GET", "http://127.0.0.1:1/", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if h := capt.headers[0]; h.Get("Traceparent") == "" || h.Get("Baggage") != "tenant=acme" {
+		t.Fatalf("sent traceparent %q baggage %q; want both", h.Get("Traceparent"), h.Get("Baggage"))
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -603,5 +605,30 @@ func TestSampledParentNoopProvider(t *testing.T) {
 	t.Logf("parent sampled, traceparent sent: %s", tp)
 	if tp[len(tp)-2:] != "01" {
 		t.Errorf("sampled parent's flag not propagated: %s", tp)
+	}
+}
+
+// A Tracer made without WithPropagator follows otel's global propagator as
+// it is when each attempt injects, not as it was when the Tracer was made:
+// programs often make their tracers before they set up telemetry.
+func TestGlobalPropagatorSetAfterNewTracer(t *testing.T) {
+	tr := sampling.NewTracer(sampling.WithRatio(0)) // the global propagator injects nothing yet
+	if _, ok := tr.Propagator().(propagation.TraceContext); !ok {
+		t.Fatalf("propagator before the global one is set: %T, want propagation.TraceContext", tr.Propagator())
+	}
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	t.Cleanup(func() { otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator()) }) // injects nothing again
+
+	m, _ := baggage.NewMember("tenant", "acme")
+	b, _ := baggage.New(m)
+	ctx := baggage.ContextWithBaggage(context.Background(), b)
+	cctx, c := tr.Start(ctx, "GET", trace.SpanKindClient)
+	actx, a := c.StartAttempt(cctx, "127.0.0.1:1", -1)
+	carrier := propagation.MapCarrier{}
+	a.Inject(actx, carrier)
+	a.End(sampling.Success, nil, 0)
+	c.End(nil)
+	if carrier.Get("traceparent") == "" || carrier.Get("baggage") != "tenant=acme" {
+		t.Fatalf("injected %v; want a traceparent and baggage tenant=acme", carrier)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -80,9 +81,10 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	})
 }
 
-// WithPropagator sets the propagator attempts inject with. Default:
-// otel.GetTextMapPropagator(), or propagation.TraceContext{} when the global
-// one injects nothing.
+// WithPropagator sets the propagator attempts inject with. Default: otel's
+// global propagator as it is when an attempt injects
+// (otel.GetTextMapPropagator()), or propagation.TraceContext{} while the
+// global one injects nothing.
 func WithPropagator(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) {
 		if p != nil {
@@ -196,10 +198,7 @@ func NewTracer(opts ...Option) *Tracer {
 		cfg.tp = otel.GetTracerProvider()
 	}
 	if cfg.prop == nil {
-		cfg.prop = otel.GetTextMapPropagator()
-		if len(cfg.prop.Fields()) == 0 {
-			cfg.prop = propagation.TraceContext{}
-		}
+		cfg.prop = new(globalPropagator)
 	}
 	if cfg.mp == nil {
 		cfg.mp = otel.GetMeterProvider()
@@ -245,13 +244,58 @@ func (t *Tracer) Metrics() *Metrics {
 	return t.metrics
 }
 
-// Propagator returns the propagator attempts inject with.
+// Propagator returns the propagator attempts inject with now: the one
+// given with WithPropagator or, without one, otel's global propagator as it
+// is at this moment (propagation.TraceContext{} while it injects nothing).
 func (t *Tracer) Propagator() propagation.TextMapPropagator {
 	if t == nil {
 		return propagation.TraceContext{}
 	}
+	if g, ok := t.prop.(*globalPropagator); ok {
+		return g.current()
+	}
 	return t.prop
 }
+
+// globalPropagator is the propagator of a Tracer made without one: otel's
+// global propagator at each use, not at the Tracer's making (programs often
+// make their tracers before they set up telemetry), or
+// propagation.TraceContext{} while the global one injects nothing, as it
+// does until the program sets one.
+type globalPropagator struct {
+	last atomic.Pointer[resolvedPropagator] // the latest global seen
+}
+
+// resolvedPropagator is what a global propagator resolves to.
+type resolvedPropagator struct{ global, use propagation.TextMapPropagator }
+
+// current returns the propagator to use now. It asks the global one for its
+// fields only when the global propagator changed since the last call.
+func (g *globalPropagator) current() propagation.TextMapPropagator {
+	p := otel.GetTextMapPropagator()
+	typ := reflect.TypeOf(p)
+	if r := g.last.Load(); r != nil && typ.Comparable() && reflect.TypeOf(r.global) == typ && r.global == p {
+		return r.use
+	}
+	use := p
+	if len(p.Fields()) == 0 {
+		use = propagation.TraceContext{}
+	}
+	if typ.Comparable() {
+		g.last.Store(&resolvedPropagator{global: p, use: use})
+	}
+	return use
+}
+
+func (g *globalPropagator) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
+	g.current().Inject(ctx, carrier)
+}
+
+func (g *globalPropagator) Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
+	return g.current().Extract(ctx, carrier)
+}
+
+func (g *globalPropagator) Fields() []string { return g.current().Fields() }
 
 func (t *Tracer) newCall() *Call {
 	c := &Call{t: t}
