@@ -293,8 +293,9 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 }
 
 // pickNode picks the SubConn of the node the failover step chose: READY is
-// picked, connecting waits for the next picker, anything else fails the
-// attempt with Unavailable so that the retry step moves on.
+// picked; a node connecting for the first time, or the primary of a write
+// (which has no other node), waits for the next picker; anything else
+// fails the attempt with Unavailable so that the retry step moves on.
 func (p *picker) pickNode(a *attemptInfo, addr string) (balancer.PickResult, error) {
 	c, ok := p.conns[addr]
 	if !ok {
@@ -314,7 +315,15 @@ func (p *picker) pickNode(a *attemptInfo, addr string) (balancer.PickResult, err
 	case connectivity.Ready:
 		return balancer.PickResult{SubConn: c.sc}, nil
 	case connectivity.Idle, connectivity.Connecting:
-		return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
+		if !c.settled || a.route.Access == AccessWrite {
+			return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
+		}
+		// It lost its connection and is reconnecting, which may take up
+		// to the connect timeout: the read moves on to another candidate
+		// at once, as unpinned picks do. The node was not contacted; its
+		// breaker does not count the attempt.
+		a.setUnrouted()
+		return balancer.PickResult{}, status.Error(codes.Unavailable, "grpcmw: node "+addr+" is reconnecting")
 	default:
 		return balancer.PickResult{}, status.Error(codes.Unavailable, "grpcmw: node "+addr+": connection in transient failure")
 	}

@@ -162,7 +162,8 @@ type attemptInfo struct {
 	node   string // the node of this attempt ("ip:port"), once chosen
 	pinned bool   // node was chosen by Failover: the picker must use it
 	// unrouted says the picker could not use the pinned node, which its
-	// newer map no longer has: the node was never contacted.
+	// newer map no longer has or which is reconnecting: the node was not
+	// contacted.
 	unrouted bool
 	// brk is node's breaker in the group brkGroup, when Failover looked it
 	// up while choosing node, so that the breaker step need not look it up
