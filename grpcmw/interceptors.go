@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/rampart-go/rampart/breaker"
@@ -79,6 +80,11 @@ func takeToken(ctx context.Context, l *ratelimit.Limiter) error {
 // gRPC promises; the attempts do not get them. StreamRetry does the same
 // with the status of the stream the call commits to.
 //
+// The caller's grpc.Header, grpc.Trailer and grpc.Peer destinations are
+// emptied before each retry: after the call they hold the last attempt's
+// values, or nothing if it never reached a node (a breaker refused it, for
+// example), not a discarded attempt's. StreamRetry does the same.
+//
 // Do not combine it with gRPC's own retries (a retryPolicy in the service
 // config): attempts would multiply. The preset disables gRPC's retries.
 func UnaryRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
@@ -146,6 +152,9 @@ func (c *unaryCall) attempt(actx context.Context, at retry.Attempt) error {
 	a.brk, a.brkGroup = nil, nil
 	a.partition, a.part, a.router, a.waited = -1, nil, nil, at.Waited
 	st.trailer = nil
+	if at.Number > 1 {
+		clearCallerMetadata(c.opts)
+	}
 	var ctx context.Context
 	if at.Number == 1 {
 		// Most calls make one attempt: its context costs no allocation.
@@ -167,6 +176,23 @@ func (c *unaryCall) attempt(actx context.Context, at retry.Attempt) error {
 		c.tried = append(c.tried, node)
 	}
 	return decide(c.ctx, actx, err, st.trailer, a, c.policy)
+}
+
+// clearCallerMetadata empties the destinations of the caller's grpc.Header,
+// grpc.Trailer and grpc.Peer options before a retry: gRPC fills them only
+// for an attempt that reached the wire, and after the call they must hold
+// the last attempt's values, not a discarded attempt's.
+func clearCallerMetadata(opts []grpc.CallOption) {
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = nil
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = nil
+		case grpc.PeerCallOption:
+			*o.PeerAddr = peer.Peer{}
+		}
+	}
 }
 
 // policyFor returns p with the call's MaxAttempts, if it sets one.

@@ -406,10 +406,14 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 	var firstErr error
 	err := s.policy.Do(s.ctx, func(_ context.Context, at retry.Attempt) error {
 		a := s.newAttempt(at.Waited)
+		if at.Number > 1 {
+			clearCallerMetadata(s.opts)
+		}
 		actx, end := s.attemptContext()
 		af := s.fin.attempt()
 		cs, err := s.streamer(withAttempt(actx, a), s.desc, s.cc, s.method, af.opts(s.opts)...)
 		if err != nil { // opening failed, or the attempt timed out while queued
+			s.cur = nil // no trailer of this attempt's, nor an earlier one's
 			return s.failed(a, err, nil, end(false))
 		}
 		if s.hasReq {
