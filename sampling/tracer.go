@@ -697,7 +697,11 @@ func (a Attempt) AppendTraceparent(dst []byte) []byte {
 // attempt started before they were known: a layer that routes requests
 // below the one that started the attempt. The attempt's span and metrics
 // then name them. It does nothing once the attempt has ended, and costs
-// nothing when they are unchanged.
+// nothing when they are unchanged. On a head-sampled attempt, whose span is
+// live, attributes can be replaced but not removed: a port or partition
+// given at StartAttempt stays on the span when the new node has none (the
+// metrics and a span exported after the fact name only the new ones). Give
+// StartAttempt no node rather than a guess.
 func (a Attempt) SetNode(node string, partition int) {
 	r := a.rec()
 	if r == nil || r.ended || (r.node == node && r.partition == partition) {
