@@ -3,7 +3,6 @@ package grpcmw_test
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -29,27 +28,14 @@ func (downEcho) Echo(ctx context.Context, _ *pb.EchoRequest) (*pb.EchoReply, err
 	return nil, status.Error(codes.Unavailable, "down")
 }
 
-// The caller's grpc.Header and grpc.Trailer should describe the call's
-// result. When the last attempt never reaches the wire (here the breaker
-// the first attempt tripped refuses it), they keep the metadata of an
-// earlier, discarded attempt: gRPC fills them only for attempts that got a
-// stream, and the retry step passes the caller's options to every attempt.
 // When the last attempt never reached the wire (the breaker refused it),
 // the caller's grpc.Header, grpc.Trailer and grpc.Peer destinations do not
 // hold an earlier, discarded attempt's values: plain gRPC would have left
 // them unset.
 func TestRetryClearsDiscardedAttemptMetadata(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	pb.RegisterEchoServer(srv, downEcho{})
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(lis) }()
-	defer func() { srv.Stop(); <-done }()
+	addr := serveEcho(t, downEcho{})
 	bg := breaker.NewGroup(breaker.Settings{ConsecutiveFailures: 1, Timeout: time.Minute}, 0)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDisableRetry(), grpc.WithChainUnaryInterceptor(
 			grpcmw.UnaryRetry(&retry.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond}),
 			grpcmw.UnaryBreaker(bg)))

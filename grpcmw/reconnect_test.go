@@ -25,15 +25,15 @@ func (s *namedEcho) Echo(context.Context, *pb.EchoRequest) (*pb.EchoReply, error
 	return &pb.EchoReply{Node: s.name}, nil
 }
 
-// serveEcho serves namedEcho{name} on loopback and returns its address.
-func serveEcho(t *testing.T, name string) string {
+// serveEcho serves impl on loopback and returns its address.
+func serveEcho(t *testing.T, impl pb.EchoServer) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	pb.RegisterEchoServer(srv, &namedEcho{name: name})
+	pb.RegisterEchoServer(srv, impl)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(lis) }()
 	t.Cleanup(func() { srv.Stop(); <-done })
@@ -119,8 +119,8 @@ func (p *blackholeProxy) blackhole() {
 // reconnecting (it waited up to the 20 s connect timeout, here until the
 // caller's deadline).
 func TestReadSkipsReconnectingPrimary(t *testing.T) {
-	replica := serveEcho(t, "replica")
-	proxy := newBlackholeProxy(t, serveEcho(t, "primary"))
+	replica := serveEcho(t, &namedEcho{name: "replica"})
+	proxy := newBlackholeProxy(t, serveEcho(t, &namedEcho{name: "primary"}))
 	m, err := topology.Parse([]byte(`{"clusterEpoch":1,"partitionCount":1,"partitions":[{"partitionIndex":0,
 		"primaryNodeIp":"` + proxy.lis.Addr().String() + `","replicaNodeIps":["` + replica + `"],
 		"hashRangeStart":"00000000","hashRangeEnd":"ffffffff"}]}`))

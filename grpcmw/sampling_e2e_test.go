@@ -3,7 +3,6 @@ package grpcmw_test
 import (
 	"context"
 	"math"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,15 +81,7 @@ func TestSamplingE2E(t *testing.T) {
 		workers    = 8
 	)
 	srv := &tpEcho{failing: map[string][]string{}, sampledOK: map[string]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	pb.RegisterEchoServer(gs, srv)
-	served := make(chan struct{})
-	go func() { defer close(served); _ = gs.Serve(ln) }()
-	t.Cleanup(func() { gs.Stop(); <-served })
+	addr := serveEcho(t, srv)
 
 	rec := tracetest.NewSpanRecorder() // a synchronous span processor
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec),
@@ -99,7 +90,6 @@ func TestSamplingE2E(t *testing.T) {
 	tr := sampling.NewTracer(sampling.WithTracerProvider(tp), sampling.WithRatio(0.01),
 		sampling.WithPropagator(propagation.TraceContext{}))
 
-	addr := ln.Addr().String()
 	conn, err := grpc.NewClient(addr, append(grpcmw.DialOptions(
 		grpcmw.WithTracer(tr),
 		grpcmw.WithRetry(&retry.Policy{MaxAttempts: attempts, BaseDelay: 200 * time.Microsecond, MaxDelay: time.Millisecond, Jitter: -1}),

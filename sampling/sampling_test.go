@@ -594,18 +594,24 @@ func TestSampledParentNoopProvider(t *testing.T) {
 		sampling.WithPropagator(propagation.TraceContext{}), sampling.WithRatio(0))
 	parent := trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true})
-	ctx := trace.ContextWithRemoteSpanContext(context.Background(), parent)
+	carrier := injectOnce(tr, trace.ContextWithRemoteSpanContext(context.Background(), parent))
+	tp := carrier.Get("traceparent")
+	t.Logf("parent sampled, traceparent sent: %s", tp)
+	if tp[len(tp)-2:] != "01" {
+		t.Errorf("sampled parent's flag not propagated: %s", tp)
+	}
+}
+
+// injectOnce makes one successful call of one attempt under ctx and
+// returns what the attempt injected.
+func injectOnce(tr *sampling.Tracer, ctx context.Context) propagation.MapCarrier {
 	cctx, c := tr.Start(ctx, "GET", trace.SpanKindClient)
 	actx, a := c.StartAttempt(cctx, "127.0.0.1:80", -1)
 	carrier := propagation.MapCarrier{}
 	a.Inject(actx, carrier)
 	a.End(sampling.Success, nil, 0)
 	c.End(nil)
-	tp := carrier.Get("traceparent")
-	t.Logf("parent sampled, traceparent sent: %s", tp)
-	if tp[len(tp)-2:] != "01" {
-		t.Errorf("sampled parent's flag not propagated: %s", tp)
-	}
+	return carrier
 }
 
 // A Tracer made without WithPropagator follows otel's global propagator as
@@ -621,13 +627,7 @@ func TestGlobalPropagatorSetAfterNewTracer(t *testing.T) {
 
 	m, _ := baggage.NewMember("tenant", "acme")
 	b, _ := baggage.New(m)
-	ctx := baggage.ContextWithBaggage(context.Background(), b)
-	cctx, c := tr.Start(ctx, "GET", trace.SpanKindClient)
-	actx, a := c.StartAttempt(cctx, "127.0.0.1:1", -1)
-	carrier := propagation.MapCarrier{}
-	a.Inject(actx, carrier)
-	a.End(sampling.Success, nil, 0)
-	c.End(nil)
+	carrier := injectOnce(tr, baggage.ContextWithBaggage(context.Background(), b))
 	if carrier.Get("traceparent") == "" || carrier.Get("baggage") != "tenant=acme" {
 		t.Fatalf("injected %v; want a traceparent and baggage tenant=acme", carrier)
 	}
