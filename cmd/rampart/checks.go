@@ -37,14 +37,16 @@ func check(r Result) []Check {
 	add("leaked_goroutines == 0", r.LeakedGoroutines == 0, "%d", r.LeakedGoroutines)
 	// Writes fail fast or finish in time in every fault, slow and
 	// throttled primaries included: none waits past its own deadline.
-	add("no write waits past its deadline", r.MaxWriteOverDeadline <= writeDeadlineSlackMs,
-		"worst %.1f ms past (slack %d ms)", r.MaxWriteOverDeadline, writeDeadlineSlackMs)
-	if r.HealedAt > 0 && r.CallsAfterHeal > 0 {
+	// A run without writes (--writes 0) shows nothing of them: the check
+	// fails rather than pass vacuously, as the read checks do.
+	add("no write waits past its deadline", r.WriteCalls > 0 && r.MaxWriteOverDeadline <= writeDeadlineSlackMs,
+		"worst %.1f ms past (slack %d ms) of %d writes", r.MaxWriteOverDeadline, writeDeadlineSlackMs, r.WriteCalls)
+	if r.HealedAt > 0 && r.CallsAfterHeal > 0 && r.SuccessAfterHeal != nil {
 		// The fault is over for the last quarter of the run: a second after
 		// the heal, calls succeed again (breakers closed, connections back).
 		// A run too short to leave calls that late is not held to it.
-		add("recovered: success_after_heal >= 0.95", r.SuccessAfterHeal >= 0.95,
-			"%.3f of %d calls started 1s or more after the heal at %.1fs", r.SuccessAfterHeal, r.CallsAfterHeal, r.HealedAt)
+		add("recovered: success_after_heal >= 0.95", *r.SuccessAfterHeal >= 0.95,
+			"%.3f of %d calls started 1s or more after the heal at %.1fs", *r.SuccessAfterHeal, r.CallsAfterHeal, r.HealedAt)
 	}
 	switch r.Scenario {
 	case "primary-crash":
@@ -61,13 +63,15 @@ func check(r Result) []Check {
 		// the next attempt goes to a healthy replica (50 ms of slack for
 		// that attempt and the scheduler).
 		bound := r.AttemptTimeoutMs + r.MaxBackoffMs + 50
-		add("read p99 <= attempt timeout + backoff cap + 50ms", r.ReadP99ms <= bound, "p99 %.1f ms, bound %.0f ms", r.ReadP99ms, bound)
+		add("read p99 <= attempt timeout + backoff cap + 50ms", r.ReadCalls > 0 && r.ReadP99ms <= bound,
+			"p99 %.1f ms of %d reads, bound %.0f ms", r.ReadP99ms, r.ReadCalls, bound)
 	case "throttled":
 		// The Retry-After is about the throttled node: a read moves to a
 		// replica after the usual backoff, never waiting out the pushback.
 		readAvail(0.999)
 		bound := r.MaxBackoffMs + 50
-		add("read p99 <= backoff cap + 50ms", r.ReadP99ms <= bound, "p99 %.1f ms, bound %.0f ms", r.ReadP99ms, bound)
+		add("read p99 <= backoff cap + 50ms", r.ReadCalls > 0 && r.ReadP99ms <= bound,
+			"p99 %.1f ms of %d reads, bound %.0f ms", r.ReadP99ms, r.ReadCalls, bound)
 	}
 	return cs
 }

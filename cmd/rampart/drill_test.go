@@ -167,3 +167,26 @@ func TestDrillNeedsThreePartitions(t *testing.T) {
 		t.Errorf("error %q does not say what the map lacks", errb.String())
 	}
 }
+
+// Asking for help is not an error: it exits 0 (the flag package prints the
+// flags); bad usage exits 2.
+func TestHelpExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--help"}, 0},
+		{[]string{"help"}, 0},
+		{[]string{"drill", "--help"}, 0},
+		{[]string{"drill", "-h"}, 0},
+		{[]string{"topology", "lookup", "--help"}, 0},
+		{[]string{"drill", "--no-such-flag"}, 2},
+		{[]string{"nonsense"}, 2},
+		{nil, 2},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), tc.args, &out, &errb); code != tc.code {
+			t.Errorf("rampart %v exits %d, want %d (stderr %q)", tc.args, code, tc.code, errb.String())
+		}
+	}
+}

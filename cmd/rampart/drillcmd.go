@@ -39,7 +39,7 @@ func runDrillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	report := fs.String("report", "", "write an HTML report and results.json into `DIR`")
 	seed := fs.Uint64("seed", 1, "seed of the load's key and mix choices")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(stderr, "rampart drill: unexpected argument %q\n", fs.Arg(0))

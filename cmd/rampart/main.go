@@ -10,6 +10,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,12 +25,30 @@ func main() {
 	os.Exit(code)
 }
 
+const usageText = `usage: rampart drill [flags]
+       rampart topology validate FILE|URL
+       rampart topology lookup [--topology FILE|URL] [--json] KEY
+Run "rampart drill --help" for the drill's flags.
+`
+
+// parseExit is the exit code of a flag set's Parse error: 0 for a request
+// for help (the flag package has printed it), 2 for bad usage.
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: rampart drill [flags] | rampart topology validate FILE|URL | rampart topology lookup KEY")
+		fmt.Fprint(stderr, usageText)
 		return 2
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usageText)
+		return 0
 	case "drill":
 		return runDrillCmd(ctx, args[1:], stdout, stderr)
 	case "topology":

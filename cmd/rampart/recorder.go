@@ -165,7 +165,10 @@ func (r *recorder) fill(res *Result) {
 	if !r.healed.IsZero() {
 		res.HealedAt = round3(r.healed.Sub(r.start).Seconds())
 		res.CallsAfterHeal = r.recovered
-		res.SuccessAfterHeal = round3(ratio(r.recOK, r.recovered))
+		if r.recovered > 0 {
+			ok := round3(ratio(r.recOK, r.recovered))
+			res.SuccessAfterHeal = &ok
+		}
 	}
 	var epoch int64
 	var breakers []int

@@ -46,7 +46,7 @@ func TestRecorderAfterHeal(t *testing.T) {
 	r.call(at(7.9), true, false, 50*time.Millisecond, 2, time.Second)  // started 1.85s after
 	var res Result
 	r.fill(&res)
-	if res.HealedAt != 6 || res.CallsAfterHeal != 2 || res.SuccessAfterHeal != 0.5 {
+	if res.HealedAt != 6 || res.CallsAfterHeal != 2 || res.SuccessAfterHeal == nil || *res.SuccessAfterHeal != 0.5 {
 		t.Errorf("healed at %v, %d calls after, success %v; want 6, 2, 0.5", res.HealedAt, res.CallsAfterHeal, res.SuccessAfterHeal)
 	}
 }

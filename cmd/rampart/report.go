@@ -17,7 +17,7 @@ type Result struct {
 	DurationSeconds      float64  `json:"duration_s"`
 	HealedAt             float64  `json:"healed_at_s,omitempty"`        // when the fault was healed, 0 if never
 	CallsAfterHeal       int64    `json:"calls_after_heal,omitempty"`   // calls started 1s or more after the heal
-	SuccessAfterHeal     float64  `json:"success_after_heal,omitempty"` // their success rate
+	SuccessAfterHeal     *float64 `json:"success_after_heal,omitempty"` // their success rate; nil without them (0 is shown)
 	Calls                int64    `json:"calls"`
 	ShedCalls            int64    `json:"shed_calls"`
 	ReadCalls            int64    `json:"read_calls"`

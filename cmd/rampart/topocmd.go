@@ -43,7 +43,7 @@ func loadMap(ctx context.Context, spec string) (*topology.Map, error) {
 
 func runTopology(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	usage := func() int {
-		fmt.Fprintln(stderr, "usage: rampart topology validate FILE|URL\n       rampart topology lookup [--topology FILE|URL] KEY")
+		fmt.Fprintln(stderr, "usage: rampart topology validate FILE|URL\n       rampart topology lookup [--topology FILE|URL] [--json] KEY")
 		return 2
 	}
 	if len(args) == 0 {
@@ -68,7 +68,7 @@ func runTopology(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		spec := fs.String("topology", "", "topology map `FILE|URL` (default: the embedded drill cluster)")
 		asJSON := fs.Bool("json", false, "print the result as JSON")
 		if err := fs.Parse(args[1:]); err != nil {
-			return 2
+			return parseExit(err)
 		}
 		if fs.NArg() != 1 {
 			return usage()
