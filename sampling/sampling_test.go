@@ -632,3 +632,35 @@ func TestGlobalPropagatorSetAfterNewTracer(t *testing.T) {
 		t.Fatalf("injected %v; want a traceparent and baggage tenant=acme", carrier)
 	}
 }
+
+// wrapProp is a comparable propagator type that holds an uncomparable one.
+type wrapProp struct{ propagation.TextMapPropagator }
+
+// A Tracer that follows the global propagator costs what the same
+// propagator given with WithPropagator costs, also for the usual composite
+// (a slice, which == cannot compare), and a comparable wrapper around a
+// composite does not make it panic.
+func TestGlobalPropagatorCached(t *testing.T) {
+	composite := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator()) })
+	allocs := func(tr *sampling.Tracer) float64 {
+		cctx, c := tr.Start(context.Background(), "GET", trace.SpanKindClient)
+		_, a := c.StartAttempt(cctx, "127.0.0.1:1", -1)
+		carrier := propagation.MapCarrier{}
+		n := testing.AllocsPerRun(100, func() {
+			_ = tr.Propagator() // what the transports do per call
+			a.Inject(cctx, carrier)
+		})
+		a.End(sampling.Success, nil, 0)
+		c.End(nil)
+		return n
+	}
+	for _, global := range []propagation.TextMapPropagator{composite, wrapProp{composite}} {
+		otel.SetTextMapPropagator(global)
+		explicit := allocs(sampling.NewTracer(sampling.WithRatio(0), sampling.WithPropagator(global)))
+		followed := allocs(sampling.NewTracer(sampling.WithRatio(0)))
+		if followed > explicit {
+			t.Errorf("%T: allocations per attempt %v following the global propagator, %v given explicitly", global, followed, explicit)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -273,18 +274,26 @@ type resolvedPropagator struct{ global, use propagation.TextMapPropagator }
 // fields only when the global propagator changed since the last call.
 func (g *globalPropagator) current() propagation.TextMapPropagator {
 	p := otel.GetTextMapPropagator()
-	typ := reflect.TypeOf(p)
-	if r := g.last.Load(); r != nil && typ.Comparable() && reflect.TypeOf(r.global) == typ && r.global == p {
+	if r := g.last.Load(); r != nil && samePropagator(r.global, p) {
 		return r.use
 	}
 	use := p
 	if len(p.Fields()) == 0 {
 		use = propagation.TraceContext{}
 	}
-	if typ.Comparable() {
-		g.last.Store(&resolvedPropagator{global: p, use: use})
-	}
+	g.last.Store(&resolvedPropagator{global: p, use: use})
 	return use
+}
+
+// samePropagator reports whether a and b are the same stored interface
+// value: the same dynamic type and the same data word. otel hands back the
+// interface value it stores, so this holds from one call to the next for any
+// propagator, where == would panic on one that holds a slice (the composite
+// propagator is a slice). Equal values stored twice compare different,
+// which costs one more Fields call; a value held in the cache is kept alive,
+// so its data word cannot be reused for another.
+func samePropagator(a, b propagation.TextMapPropagator) bool {
+	return *(*[2]unsafe.Pointer)(unsafe.Pointer(&a)) == *(*[2]unsafe.Pointer)(unsafe.Pointer(&b))
 }
 
 func (g *globalPropagator) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
