@@ -1,6 +1,8 @@
 package grpcmw
 
 import (
+	"slices"
+
 	"errors"
 
 	"google.golang.org/grpc/balancer"
@@ -293,9 +295,10 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 }
 
 // pickNode picks the SubConn of the node the failover step chose: READY is
-// picked; a node connecting for the first time, or the primary of a write
-// (which has no other node), waits for the next picker; anything else
-// fails the attempt with Unavailable so that the retry step moves on.
+// picked; a node connecting for the first time, the primary of a write
+// (which has no other node), or a node reconnecting while no other
+// candidate is READY waits for the next picker; anything else fails the
+// attempt with Unavailable so that the retry step moves on.
 func (p *picker) pickNode(a *attemptInfo, addr string) (balancer.PickResult, error) {
 	c, ok := p.conns[addr]
 	if !ok {
@@ -315,16 +318,33 @@ func (p *picker) pickNode(a *attemptInfo, addr string) (balancer.PickResult, err
 	case connectivity.Ready:
 		return balancer.PickResult{SubConn: c.sc}, nil
 	case connectivity.Idle, connectivity.Connecting:
-		if !c.settled || a.route.Access == AccessWrite {
+		if !c.settled || a.route.Access == AccessWrite || !p.otherReady(a, addr) {
 			return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 		}
 		// It lost its connection and is reconnecting, which may take up
-		// to the connect timeout: the read moves on to another candidate
-		// at once, as unpinned picks do. The node was not contacted; its
-		// breaker does not count the attempt.
+		// to the connect timeout, while another candidate is ready: the
+		// read moves on to it at once, as unpinned picks do. The node was
+		// not contacted; its breaker does not count the attempt.
 		a.setUnrouted()
 		return balancer.PickResult{}, status.Error(codes.Unavailable, "grpcmw: node "+addr+" is reconnecting")
 	default:
 		return balancer.PickResult{}, status.Error(codes.Unavailable, "grpcmw: node "+addr+": connection in transient failure")
 	}
+}
+
+// otherReady reports whether a candidate of a's partition other than addr
+// is READY with its breaker not open: a read has somewhere else to go.
+func (p *picker) otherReady(a *attemptInfo, addr string) bool {
+	if a.part == nil || a.route.Access == AccessWrite {
+		return false
+	}
+	ready := func(node string) bool {
+		o := p.router.addr(node)
+		if o == addr || p.router.breakerOpen(o) != nil {
+			return false
+		}
+		c, ok := p.conns[o]
+		return ok && c.state == connectivity.Ready
+	}
+	return ready(a.part.Primary) || slices.ContainsFunc(a.part.Replicas, ready)
 }

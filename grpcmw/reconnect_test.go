@@ -40,28 +40,32 @@ func serveEcho(t *testing.T, impl pb.EchoServer) string {
 	return lis.Addr().String()
 }
 
-// blackholeProxy forwards TCP to target until blackhole is called; then it
-// drops the connections it forwards and holds every new one open without
-// a byte (a node whose host stopped answering), telling held of each.
-type blackholeProxy struct {
-	lis    net.Listener
-	target string
-	mu     sync.Mutex
-	dark   bool
-	conns  []net.Conn
-	held   chan struct{}
-	wg     sync.WaitGroup
+// dropProxy forwards TCP to target until drop is called; then it closes
+// the connections it forwards and holds every new one open without a byte
+// (a node whose host stopped answering, or is slow to come back), telling
+// held of each, and forwards it after the hold, if the hold ends.
+type dropProxy struct {
+	lis     net.Listener
+	target  string
+	closed  chan struct{}
+	mu      sync.Mutex
+	dropped bool
+	holdFor time.Duration // 0: for good
+	conns   []net.Conn
+	held    chan struct{}
+	wg      sync.WaitGroup
 }
 
-func newBlackholeProxy(t *testing.T, target string) *blackholeProxy {
+func newDropProxy(t *testing.T, target string) *dropProxy {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &blackholeProxy{lis: lis, target: target, held: make(chan struct{}, 16)}
+	p := &dropProxy{lis: lis, target: target, closed: make(chan struct{}), held: make(chan struct{}, 1)}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(func() {
+		close(p.closed)
 		_ = lis.Close()
 		p.mu.Lock()
 		for _, c := range p.conns {
@@ -73,7 +77,7 @@ func newBlackholeProxy(t *testing.T, target string) *blackholeProxy {
 	return p
 }
 
-func (p *blackholeProxy) serve() {
+func (p *dropProxy) serve() {
 	defer p.wg.Done()
 	for {
 		c, err := p.lis.Accept()
@@ -82,74 +86,109 @@ func (p *blackholeProxy) serve() {
 		}
 		p.mu.Lock()
 		p.conns = append(p.conns, c)
-		dark := p.dark
+		dropped, holdFor := p.dropped, p.holdFor
 		p.mu.Unlock()
-		if dark {
-			p.held <- struct{}{}
-			continue // held open, silent
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
+		if !dropped {
+			p.forward(c)
 			continue
 		}
-		p.mu.Lock()
-		p.conns = append(p.conns, up)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); _ = up.Close() }()
-		go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); _ = c.Close() }()
+		select {
+		case p.held <- struct{}{}:
+		default:
+		}
+		if holdFor > 0 {
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				select {
+				case <-time.After(holdFor):
+					p.forward(c)
+				case <-p.closed:
+				}
+			}()
+		}
 	}
 }
 
-func (p *blackholeProxy) blackhole() {
+// forward connects c to the target.
+func (p *dropProxy) forward(c net.Conn) {
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns = append(p.conns, up)
+	p.mu.Unlock()
+	p.wg.Add(2)
+	go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); _ = up.Close() }()
+	go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); _ = c.Close() }()
+}
+
+// drop closes the connections and holds new ones for holdFor (0: for good).
+func (p *dropProxy) drop(holdFor time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.dark = true
+	p.dropped, p.holdFor = true, holdFor
 	for _, c := range p.conns {
 		_ = c.Close()
 	}
 	p.conns = nil
 }
 
-// A read whose primary lost its connection and cannot reconnect (its host
-// accepts TCP but never answers) fails over to the ready replica at once,
-// also when the failover step pinned the attempt to the primary: the
-// picker waits only for a node that never connected, not for one that is
-// reconnecting (it waited up to the 20 s connect timeout, here until the
-// caller's deadline).
-func TestReadSkipsReconnectingPrimary(t *testing.T) {
-	replica := serveEcho(t, &namedEcho{name: "replica"})
-	proxy := newBlackholeProxy(t, serveEcho(t, &namedEcho{name: "primary"}))
-	m, err := topology.Parse([]byte(`{"clusterEpoch":1,"partitionCount":1,"partitions":[{"partitionIndex":0,
-		"primaryNodeIp":"` + proxy.lis.Addr().String() + `","replicaNodeIps":["` + replica + `"],
-		"hashRangeStart":"00000000","hashRangeEnd":"ffffffff"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := runWatcher(t, topology.NewWatcher(topology.Static(m)))
-	conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(grpcmw.WithWatcher(w)),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	echo := pb.NewEchoClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if r, err := echo.Echo(ctx, &pb.EchoRequest{}, grpcmw.Read()); err != nil || r.Node != "primary" {
-		t.Fatalf("warm-up: %v, %v; want primary", r, err)
-	}
-	proxy.blackhole()
-	select {
-	case <-proxy.held: // the ClientConn is reconnecting to the primary
-	case <-time.After(5 * time.Second):
-		t.Fatal("no reconnect to the primary")
-	}
-	cctx, ccancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer ccancel()
-	r, err := echo.Echo(cctx, &pb.EchoRequest{}, grpcmw.Read())
-	if err != nil || r.Node != "replica" {
-		t.Fatalf("read after the primary went dark: %v, %v; want the replica", r, err)
+// A read whose node lost its connection waits for the reconnect only when
+// no other candidate is ready. With a ready replica it fails over at once,
+// also when the failover step pinned the attempt to the primary. Before,
+// the pinned pick waited up to the 20 s connect timeout (here, until the
+// caller's deadline). With no replica, it waits for the node to come back,
+// instead of spending every attempt on the reconnect.
+func TestReadWhilePrimaryReconnects(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		replica  bool
+		holdFor  time.Duration // how long the primary's reconnect takes; 0: for good
+		wantNode string
+	}{
+		{"replica ready", true, 0, "replica"},
+		{"no other node", false, time.Second, "primary"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := newDropProxy(t, serveEcho(t, &namedEcho{name: "primary"}))
+			replicas := "[]"
+			if tc.replica {
+				replicas = `["` + serveEcho(t, &namedEcho{name: "replica"}) + `"]`
+			}
+			m, err := topology.Parse([]byte(`{"clusterEpoch":1,"partitionCount":1,"partitions":[{"partitionIndex":0,
+				"primaryNodeIp":"` + proxy.lis.Addr().String() + `","replicaNodeIps":` + replicas + `,
+				"hashRangeStart":"00000000","hashRangeEnd":"ffffffff"}]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := runWatcher(t, topology.NewWatcher(topology.Static(m)))
+			conn, err := grpc.NewClient("topology:///echo", append(grpcmw.DialOptions(grpcmw.WithWatcher(w)),
+				grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			echo := pb.NewEchoClient(conn)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if r, err := echo.Echo(ctx, &pb.EchoRequest{}, grpcmw.Read()); err != nil || r.Node != "primary" {
+				t.Fatalf("warm-up: %v, %v; want primary", r, err)
+			}
+			proxy.drop(tc.holdFor)
+			select {
+			case <-proxy.held: // the ClientConn is reconnecting to the primary
+			case <-ctx.Done():
+				t.Fatal("no reconnect to the primary")
+			}
+			cctx, ccancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer ccancel()
+			r, err := echo.Echo(cctx, &pb.EchoRequest{}, grpcmw.Read())
+			if err != nil || r.Node != tc.wantNode {
+				t.Fatalf("read while the primary reconnects: %v, %v; want %s", r, err, tc.wantNode)
+			}
+		})
 	}
 }
