@@ -1,9 +1,8 @@
 package grpcmw
 
 import (
-	"slices"
-
 	"errors"
+	"slices"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/base"
