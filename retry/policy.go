@@ -229,12 +229,12 @@ func (p *Policy) retry(ctx context.Context, b *Budget, op func(context.Context, 
 	for n := 1; ; n++ {
 		// err is attempt n's error.
 		last := strip(err)
-		if cerr := ctx.Err(); cerr != nil {
-			return &ExhaustedError{Attempts: n, Last: last, Reason: cerr}
-		}
 		retryable, pushback, hasPB := classify(err)
 		if !retryable {
-			return last
+			return last // as it is, also when ctx is done too
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return &ExhaustedError{Attempts: n, Last: last, Reason: cerr}
 		}
 		if n >= s.maxAttempts {
 			return &ExhaustedError{Attempts: n, Last: last, Reason: ErrExhausted}

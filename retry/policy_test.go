@@ -556,3 +556,21 @@ func TestCopiedPolicyUsesItsOwnFields(t *testing.T) {
 		t.Fatalf("literal after change: %d attempts, want 2", n)
 	}
 }
+
+// A non-retryable error comes back as it is, without its Permanent
+// wrapper, also when the caller's context ended during that attempt: the
+// loop did not stop for the context but for the error.
+func TestPermanentErrorAfterCancel(t *testing.T) {
+	errBad := errors.New("400 bad request")
+	for _, wrap := range []func(error) error{retry.Permanent, func(err error) error { return retry.Pushback(err, -1) }} {
+		ctx, cancel := context.WithCancel(context.Background())
+		p := &retry.Policy{}
+		err := p.Do(ctx, func(context.Context, retry.Attempt) error {
+			cancel()
+			return wrap(errBad)
+		})
+		if err != errBad {
+			t.Errorf("non-retryable error after cancel: got %T %v, want the error itself", err, err)
+		}
+	}
+}
