@@ -215,12 +215,15 @@ type Settings struct {
 	MaxProbes uint32
 
 	// OnStateChange, if not nil, is called with every state change. It is
-	// never called under the breaker's lock: it runs on the goroutine whose
-	// call (Allow or Admit, done or Ticket.Done, Execute or State) caused
-	// the change, after the lock is released and before that call returns. Events of one breaker
-	// are delivered one at a time, in order; the callback may call the
-	// breaker's methods. In a Group the callback is shared by all breakers
-	// and must be safe for concurrent use.
+	// never called under the breaker's lock. Normally it runs on the
+	// goroutine whose call (Allow or Admit, done or Ticket.Done, Execute or
+	// State) caused the change, after the lock is released and before that
+	// call returns. Events of one breaker are delivered one at a time, in
+	// order: a change caused while another goroutine is delivering this
+	// breaker's events (or from inside the callback itself) is delivered by
+	// that goroutine, after the callback it is running returns. The callback
+	// may call the breaker's methods. In a Group the callback is shared by
+	// all breakers and must be safe for concurrent use.
 	OnStateChange func(StateChange)
 }
 

@@ -129,8 +129,9 @@ func (g *Group) evictLocked() {
 
 // Observe adds fn to the functions called with every state change of every
 // breaker in the group, present and future, after Settings.OnStateChange.
-// Like OnStateChange, fn runs on the goroutine whose call caused the change,
-// never under a lock, and may call the breaker. The returned function
+// Like OnStateChange, fn runs on the goroutine delivering the breaker's
+// events (normally the one whose call caused the change), never under a
+// lock, and may call the breaker. The returned function
 // removes fn; it is safe to call more than once. Transports use Observe to
 // record breaker metrics without taking over the user's OnStateChange.
 func (g *Group) Observe(fn func(StateChange)) (remove func()) {

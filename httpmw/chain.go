@@ -3,8 +3,9 @@ package httpmw
 import "net/http"
 
 // Middleware wraps a RoundTripper in another one. The constructors of this
-// package, bound to their options, are Middlewares (see Breakers, Retries
-// and the like), and so is any func of this shape the caller writes.
+// package, bound to their options, are Middlewares (see BreakerMiddleware,
+// RetryMiddleware, FailoverMiddleware and the like), and so is any func of
+// this shape the caller writes.
 type Middleware func(http.RoundTripper) http.RoundTripper
 
 // Chain returns next wrapped in mws: the first middleware is the outermost,

@@ -59,7 +59,9 @@ func (e *StatusError) Error() string {
 type NodeError struct {
 	// Host is the logical host of the request (never a query or a path).
 	Host string
-	// Partition is the index of the partition the key hashed to.
+	// Partition is the index of the partition the key hashed to, or -1
+	// when the map has no usable partition for the key (a map given to
+	// FixedTopology without validation).
 	Partition int
 	// Write is true when the request was a write confined to the primary.
 	Write bool

@@ -151,9 +151,10 @@ func jsonKind(t reflect.Type) string {
 // *ValidationError (matching ErrInvalid) for the first one broken: a
 // non-negative epoch; at least one partition; PartitionCount equal to the
 // number of partitions; indexes unique and in [0, PartitionCount); a
-// non-empty primary; every node an IP or ip:port with a port in 1-65535; no
-// primary among its own replicas and no duplicate replica; HashStart <=
-// HashEnd; and ranges that cover 00000000-ffffffff with no gap or overlap.
+// non-empty primary; every node a unicast IP (not unspecified or
+// multicast) or ip:port with a port in 1-65535; no primary among its own
+// replicas and no duplicate replica; HashStart <= HashEnd; and ranges that
+// cover 00000000-ffffffff with no gap or overlap.
 //
 // Validate sorts m.Partitions by HashStart in place, so call it once on a map
 // you built yourself, before sharing it. Parse calls it for you.
