@@ -6,11 +6,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/rampart-go/rampart/breaker"
 	pb "github.com/rampart-go/rampart/clustertest/discoverypb"
 	"github.com/rampart-go/rampart/grpcmw"
 	"github.com/rampart-go/rampart/internal/metrictest"
+	"github.com/rampart-go/rampart/retry"
 	"github.com/rampart-go/rampart/sampling"
 )
 
@@ -136,5 +139,63 @@ func TestOnFinishHeaderAfterCancelBeforeStart(t *testing.T) {
 				t.Fatal("OnFinish callback never returned: its Header re-entered the delivery's sync.Once (deadlock)")
 			}
 		})
+	}
+}
+
+// gRPC lets one goroutine wait for a server stream's header while another
+// sends the request, which the server waits for before it answers. Under
+// StreamRetry, a Header that starts the attempts before the request is
+// given no longer keeps that SendMsg waiting until the context ends: the
+// request goes to the stream the attempt opened. That stream cannot replay
+// it, so its failure is the call's (a second attempt would wait for a
+// request that never comes).
+func TestHeaderWhileAnotherGoroutineSends(t *testing.T) {
+	for _, mode := range []string{"plain", "StreamRetry"} {
+		for _, tc := range []struct {
+			name     string
+			count    int32 // the server's plan (streamSvc.hang)
+			wantCode codes.Code
+		}{
+			{"answers", -3, codes.OK},
+			{"fails", -1, codes.Unavailable},
+		} {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				opened := make(chan struct{}, 4)
+				signal := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+					cs, err := streamer(ctx, desc, cc, method, opts...)
+					opened <- struct{}{}
+					return cs, err
+				}
+				ics := []grpc.StreamClientInterceptor{signal}
+				if mode == "StreamRetry" {
+					ics = []grpc.StreamClientInterceptor{grpcmw.StreamRetry(retry.NewPolicy(retry.Policy{MaxAttempts: 2})), signal}
+				}
+				conn, svc := streamServer(t, ics...)
+				defer close(svc.drip)
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				cs, err := conn.NewStream(ctx, hangDesc, hangMethod)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hdr := make(chan error, 1)
+				go func() { _, err := cs.Header(); hdr <- err }()
+				<-opened // the stream is open (under StreamRetry, Header opened it)
+				if err := cs.SendMsg(&pb.StreamRequest{Count: tc.count}); err != nil {
+					t.Fatalf("SendMsg: %v", err)
+				}
+				var r pb.StreamReply
+				err = <-hdr
+				if err == nil {
+					err = cs.RecvMsg(&r)
+				}
+				if got := status.Code(err); got != tc.wantCode {
+					t.Fatalf("Header, then RecvMsg: %v; want %v", err, tc.wantCode)
+				}
+				if tc.wantCode == codes.OK && r.Seq != 1 {
+					t.Fatalf("RecvMsg = %v; want seq 1", &r)
+				}
+			})
+		}
 	}
 }

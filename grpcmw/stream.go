@@ -297,6 +297,98 @@ type retryStream struct {
 	fin     *callFinish   // the caller's OnFinish callbacks, or nil
 	finStop func() bool   // unregisters finishUnstarted, when fin is set
 	pending pendingFinish // decided under mu, run once mu is released
+
+	// While Header runs the attempts before the request was given
+	// (headerFirst), s.mu is held and the caller may send from another
+	// goroutine: SendMsg and CloseSend then go, under openMu alone, to the
+	// open attempt's stream (open), which cannot replay what they sent
+	// (sentDirect: its failure is the call's), or, between attempts, are
+	// kept for the next attempt (late*).
+	openMu      sync.Mutex
+	headerFirst bool
+	open        grpc.ClientStream
+	sentDirect  bool
+	lateReq     any
+	hasLateReq  bool
+	lateClose   bool
+}
+
+// sendEarly handles a SendMsg (m, not nil) or CloseSend (m nil) while
+// Header runs the attempts without the request; handled is false outside
+// that time. It never waits for s.mu.
+func (s *retryStream) sendEarly(m any) (handled bool, err error) {
+	s.openMu.Lock()
+	if !s.headerFirst {
+		s.openMu.Unlock()
+		return false, nil
+	}
+	if cs := s.open; cs != nil {
+		s.sentDirect = true
+		s.openMu.Unlock()
+		if m == nil {
+			return true, cs.CloseSend()
+		}
+		return true, cs.SendMsg(m)
+	}
+	defer s.openMu.Unlock()
+	switch {
+	case m == nil:
+		s.lateClose = true
+	case s.hasLateReq:
+		return true, &Error{Code: codes.Internal, Err: errors.New("grpcmw: second message on a server-streaming call")}
+	default:
+		if pm, ok := m.(proto.Message); ok {
+			m = proto.Clone(pm)
+		}
+		s.lateReq, s.hasLateReq = m, true
+	}
+	return true, nil
+}
+
+// takeLate moves what the caller sent between two attempts of a Header
+// that runs them into the request the next attempt replays, and, if there
+// is still no request, makes cs the stream that SendMsg and CloseSend go
+// to; it reports whether it did. s.mu is held.
+func (s *retryStream) takeLate(cs grpc.ClientStream) (published bool) {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	if !s.headerFirst {
+		return false
+	}
+	if s.hasLateReq {
+		s.req, s.hasReq = s.lateReq, true
+		s.lateReq, s.hasLateReq = nil, false
+	}
+	if s.lateClose {
+		s.closeSend, s.lateClose = true, false
+	}
+	if s.hasReq {
+		return false
+	}
+	s.open, s.sentDirect = cs, false
+	return true
+}
+
+// setHeaderFirst marks the time Header runs the attempts without the
+// request; at its end, what the caller sent goes through s.mu again, and
+// anything kept for an attempt that never came is dropped (the call
+// failed). s.mu is held.
+func (s *retryStream) setHeaderFirst(on bool) {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	s.headerFirst = on
+	if !on {
+		s.open, s.lateReq, s.hasLateReq, s.lateClose = nil, nil, false, false
+	}
+}
+
+// unpublish stops SendMsg and CloseSend going to the attempt's stream and
+// reports whether the caller sent on it. s.mu is held.
+func (s *retryStream) unpublish() (sentDirect bool) {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	s.open = nil
+	return s.sentDirect
 }
 
 // pendingFinish is what the caller's OnFinish callbacks are to get, decided
@@ -416,6 +508,7 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 			s.cur = nil // no trailer of this attempt's, nor an earlier one's
 			return s.failed(a, err, nil, end(false))
 		}
+		published := s.takeLate(cs)
 		if s.hasReq {
 			if err := cs.SendMsg(s.req); err != nil && err != io.EOF {
 				end(false)
@@ -432,7 +525,12 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 			s.last.Store(&streamRef{cs})
 			firstErr = err
 			s.settle(pendingFinish{af: af}) // its end is the call's
-			return nil
+			return nil                      // a published stream stays so until Header returns
+		}
+		if published && s.unpublish() {
+			// The caller's request went to this stream alone: no further
+			// attempt could replay it.
+			return retry.Permanent(s.failed(a, err, cs.Trailer(), timedOut))
 		}
 		return s.failed(a, err, cs.Trailer(), timedOut)
 	})
@@ -449,6 +547,9 @@ func (s *retryStream) start(first func(cs grpc.ClientStream) error) error {
 
 // SendMsg buffers the request until the stream opens.
 func (s *retryStream) SendMsg(m any) error {
+	if handled, err := s.sendEarly(m); handled {
+		return err
+	}
 	s.mu.Lock()
 	if s.started {
 		// Not under the lock: gRPC may finish the stream inside SendMsg
@@ -506,6 +607,9 @@ func (s *retryStream) awaitRequest() error {
 
 // CloseSend is noted until the stream opens.
 func (s *retryStream) CloseSend() error {
+	if handled, err := s.sendEarly(nil); handled {
+		return err
+	}
 	s.mu.Lock()
 	if s.started {
 		cur := s.cur
@@ -545,13 +649,17 @@ func (s *retryStream) RecvMsg(m any) error {
 }
 
 // Header opens the stream if needed and returns its header.
-// A caller may ask for the header before giving the request, on the same
-// goroutine (a server may send its header first): unlike RecvMsg, Header
-// does not wait for the request; a request given later goes to the stream
-// the attempts opened, and is not replayed.
+// A caller may ask for the header before giving the request (a server may
+// send its header first): unlike RecvMsg, Header does not wait for the
+// request. A request given later, on this goroutine or on another while
+// Header waits, goes to the stream the attempt opened and is not replayed:
+// that attempt's failure is the call's.
 func (s *retryStream) Header() (metadata.MD, error) {
 	s.mu.Lock()
 	if !s.started {
+		if !s.hasReq && !s.closeSend {
+			s.setHeaderFirst(true)
+		}
 		var md metadata.MD
 		err := s.start(func(cs grpc.ClientStream) error {
 			var err error
@@ -564,6 +672,7 @@ func (s *retryStream) Header() (metadata.MD, error) {
 			}
 			return err
 		})
+		s.setHeaderFirst(false)
 		s.unlock()
 		if err == io.EOF { // ended with an OK status: RecvMsg reports it
 			err = nil
